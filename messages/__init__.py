@@ -1,0 +1,1 @@
+"""Message types: each a small function returning its template context."""

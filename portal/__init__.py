@@ -1,0 +1,1 @@
+"""Customer Portal: the shared domain (settings, models, database)."""

@@ -1,0 +1,46 @@
+"""Blocking database work runs on a bounded thread pool, never on the event loop.
+
+Domain code (outbox, reschedule, invitations) is plain synchronous
+SQLAlchemy shared with the workers; handlers call it through ``run_db``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+from typing import Callable, TypeVar
+
+from aiohttp import web
+from sqlalchemy.orm import Session
+
+from portal.db import system_session, tenant_session
+from portal_web.keys import DB_EXECUTOR, SESSIONS
+
+T = TypeVar("T")
+
+
+async def run_db(app: web.Application, fn: Callable[..., T], *args, **kwargs) -> T:
+    loop = asyncio.get_running_loop()
+    return await loop.run_in_executor(app[DB_EXECUTOR], functools.partial(fn, *args, **kwargs))
+
+
+async def in_tenant(app: web.Application, business_id: int, fn: Callable[[Session], T]) -> T:
+    """Run ``fn(session)`` in a session scoped to one business; commits if fn returns normally."""
+
+    def work() -> T:
+        with tenant_session(app[SESSIONS], business_id) as session:
+            result = fn(session)
+            session.commit()
+            return result
+
+    return await run_db(app, work)
+
+
+async def in_system(app: web.Application, fn: Callable[[Session], T]) -> T:
+    def work() -> T:
+        with system_session(app[SESSIONS]) as session:
+            result = fn(session)
+            session.commit()
+            return result
+
+    return await run_db(app, work)

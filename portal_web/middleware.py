@@ -1,0 +1,66 @@
+"""Error pages and security headers."""
+
+from __future__ import annotations
+
+import logging
+
+from aiohttp import web
+
+from portal.errors import PortalError, ValidationError
+from portal_web.rendering import render
+
+log = logging.getLogger(__name__)
+
+TITLES = {400: "Bad request", 403: "Forbidden", 404: "Page not found", 405: "Method not allowed",
+          409: "Conflict", 413: "Request too large", 422: "Unprocessable request", 429: "Too many requests",
+          500: "Something went wrong"}
+
+
+def wants_json(request: web.Request) -> bool:
+    return request.path.startswith(("/api/", "/webhooks/")) or "application/json" in request.headers.get("Accept", "")
+
+
+def error_response(request: web.Request, status: int, message: str, fields: dict | None = None) -> web.Response:
+    if wants_json(request):
+        body = {"error": message}
+        if fields:
+            body["fields"] = fields
+        return web.json_response(body, status=status)
+    return render(request, "error.html", {"status": status, "title": TITLES.get(status, "Error"),
+                                          "message": message}, status=status)
+
+
+@web.middleware
+async def errors(request: web.Request, handler):
+    try:
+        return await handler(request)
+    except web.HTTPException as exc:
+        if exc.status < 400 or exc.content_type == "application/json" or exc.headers.get("X-Keep-Body"):
+            raise
+        message = exc.text if exc.text and not exc.text.startswith(f"{exc.status}:") else TITLES.get(exc.status, exc.reason)
+        resp = error_response(request, exc.status, message)
+        for name in ("Allow", "Retry-After", "WWW-Authenticate"):
+            if name in exc.headers:
+                resp.headers[name] = exc.headers[name]
+        return resp
+    except ValidationError as exc:
+        return error_response(request, exc.status, str(exc), exc.fields)
+    except PortalError as exc:
+        return error_response(request, exc.status, str(exc))
+    except Exception:
+        log.exception("unhandled error on %s %s", request.method, request.path)
+        return error_response(request, 500, TITLES[500])
+
+
+@web.middleware
+async def security_headers(request: web.Request, handler):
+    resp = await handler(request)
+    resp.headers.setdefault("X-Content-Type-Options", "nosniff")
+    resp.headers.setdefault("Content-Security-Policy", "default-src 'self'; img-src 'self' data: https:; "
+                            "style-src 'self' 'unsafe-inline'; frame-ancestors 'none'; base-uri 'none'; form-action 'self'")
+    resp.headers.setdefault("Referrer-Policy", "same-origin")
+    return resp
+
+
+def stack() -> list:
+    return [security_headers, errors]

@@ -1,0 +1,1 @@
+"""The scheduler: enqueues due reminders and does housekeeping."""

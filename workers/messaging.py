@@ -1,0 +1,1 @@
+"""Message delivery actors (issue 3)."""

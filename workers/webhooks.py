@@ -1,0 +1,1 @@
+"""Outbound webhook delivery actors (issue 6)."""
