@@ -29,7 +29,8 @@ from portal.models import Base  # noqa: E402
 from portal.settings import Settings  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
-TEST_REDIS_DB = 15  # keep tests away from a developer's data on a shared Redis
+# Keep tests away from a developer's data on a shared Redis; parallel runs pick their own.
+TEST_REDIS_DB = int(os.environ.get("TEST_REDIS_DB", "15"))
 IN_CI = os.environ.get("CI", "").lower() == "true"
 
 

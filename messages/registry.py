@@ -1,0 +1,66 @@
+"""Message types by name, each tagged with a category.
+
+Critical categories (sign-in links) cannot be turned off; the others can,
+per channel, in the customer's communication preferences.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Callable
+
+CATEGORIES = {
+    # category: (critical, urgent) -- urgent messages ignore quiet hours.
+    "account": (True, True),          # sign-in links, invitations
+    "reminders": (False, False),
+    "booking_updates": (False, False),
+    "billing": (False, False),
+    "quotes": (False, False),
+}
+CRITICAL_CATEGORIES = frozenset(c for c, (critical, _) in CATEGORIES.items() if critical)
+OPTIONAL_CATEGORIES = tuple(c for c, (critical, _) in CATEGORIES.items() if not critical)
+CHANNELS = ("email", "sms")
+
+
+@dataclass(frozen=True)
+class MessageType:
+    name: str
+    category: str
+    context: Callable | None = None  # (session, message) -> dict, see messages.types
+    urgent: bool = False             # sent at once, even in quiet hours
+
+    @property
+    def critical(self) -> bool:
+        return self.category in CRITICAL_CATEGORIES
+
+
+_REGISTRY: dict[str, MessageType] = {}
+
+
+def register(name: str, category: str, *, urgent: bool = False):
+    """Decorator: ``@register("appointment_reminder", "reminders")`` on a context function."""
+    if category not in CATEGORIES:
+        raise ValueError(f"unknown category {category!r}")
+
+    def decorate(fn: Callable) -> Callable:
+        _REGISTRY[name] = MessageType(name, category, fn, urgent or CATEGORIES[category][1])
+        return fn
+
+    return decorate
+
+
+def get(name: str) -> MessageType:
+    _load()
+    try:
+        return _REGISTRY[name]
+    except KeyError:
+        raise KeyError(f"unknown message type {name!r}") from None
+
+
+def all_types() -> dict[str, MessageType]:
+    _load()
+    return dict(_REGISTRY)
+
+
+def _load() -> None:
+    import messages.types  # noqa: F401  (registers the types)

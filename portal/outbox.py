@@ -1,0 +1,98 @@
+"""The outbox: every outbound message is a row written in the same transaction
+as the change that caused it, under a unique idempotency key, and enqueued
+only after that transaction commits.
+
+    queue_notice(session, kind="reschedule_confirmation", customer=c, booking=b,
+                 key=f"booking:{b.id}:v{b.version}")
+"""
+
+from __future__ import annotations
+
+import logging
+
+from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+
+from messages import registry
+from messages.channels import choose_channels
+from portal.db import after_commit
+from portal.models import Booking, Customer, Message, MessageEvent, utcnow
+
+log = logging.getLogger(__name__)
+
+
+def idempotency_key(business_id: int, kind: str, key: str, channel: str) -> str:
+    return f"{business_id}:{kind}:{key}:{channel}"
+
+
+def queue_notice(
+    session: Session,
+    *,
+    kind: str,
+    customer: Customer,
+    key: str,
+    booking: Booking | None = None,
+    params: dict | None = None,
+    channels: list[str] | None = None,
+) -> list[Message]:
+    """Write one Message row per chosen channel; enqueue them after commit.
+
+    ``key`` names the cause (e.g. ``booking:12:v3``): the same kind, key and
+    channel never make a second row, so a repeated request sends nothing twice.
+    """
+    mtype = registry.get(kind)
+    if channels is None:
+        channels, _skipped = choose_channels(session, customer, kind)
+    created = []
+    for channel in channels:
+        ikey = idempotency_key(customer.business_id, kind, key, channel)
+        existing = session.scalar(select(Message).where(Message.idempotency_key == ikey))
+        if existing is not None:
+            created.append(existing)
+            continue
+        recipient = customer.email if channel == "email" else customer.phone
+        message = Message(
+            business_id=customer.business_id, idempotency_key=ikey, kind=kind, category=mtype.category,
+            channel=channel, customer_id=customer.id, booking_id=booking.id if booking else None,
+            booking_version=booking.version if booking else None, recipient=recipient or "",
+            locale=customer.locale or "en", params=params or {}, status="queued",
+        )
+        try:
+            with session.begin_nested():
+                session.add(message)
+                session.flush()
+        except IntegrityError:  # a concurrent request wrote the same notice first
+            existing = session.scalar(select(Message).where(Message.idempotency_key == ikey))
+            if existing is not None:
+                created.append(existing)
+            continue
+        session.add(MessageEvent(business_id=message.business_id, message_id=message.id, status="queued"))
+        enqueue_after_commit(session, message.id)
+        created.append(message)
+    return created
+
+
+def enqueue_after_commit(session: Session, message_id: int) -> None:
+    after_commit(session, lambda: enqueue(message_id))
+
+
+def enqueue(message_id: int, *, delay_ms: int | None = None) -> None:
+    """Hand a committed message to the workers. Losing this is safe: the sweeper re-enqueues."""
+    from workers.messaging import deliver_message
+
+    try:
+        if delay_ms:
+            deliver_message.send_with_options(args=(message_id,), delay=delay_ms)
+        else:
+            deliver_message.send(message_id)
+    except Exception:
+        log.warning("could not enqueue message %s; the sweeper will retry", message_id, exc_info=True)
+
+
+def record_status(session: Session, message: Message, status: str, detail: str | None = None) -> None:
+    """Move a message to a new status and append it to its history."""
+    message.status = status
+    message.status_reason = detail
+    message.updated_at = utcnow()
+    session.add(MessageEvent(business_id=message.business_id, message_id=message.id, status=status, detail=detail))

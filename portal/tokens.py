@@ -1,0 +1,61 @@
+"""Magic-link tokens: random, hashed at rest, bound to business, customer and purpose,
+short-lived and single-use (consumed atomically)."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+
+from sqlalchemy import update
+from sqlalchemy.orm import Session
+
+from portal.models import Customer, MagicLinkToken, utcnow
+from portal.security import hash_token, new_token
+
+PURPOSES = ("signin", "invitation")
+
+
+def mint(session: Session, customer: Customer, purpose: str, ttl_s: int) -> str:
+    """Create a token row (hash only) and return the raw token for the link."""
+    if purpose not in PURPOSES:
+        raise ValueError(f"unknown token purpose {purpose!r}")
+    raw = new_token(32)  # 256 bits
+    session.add(MagicLinkToken(
+        business_id=customer.business_id, customer_id=customer.id, purpose=purpose,
+        token_hash=hash_token(raw), expires_at=utcnow() + timedelta(seconds=ttl_s),
+    ))
+    session.flush()
+    return raw
+
+
+def link_path(business_slug: str, raw_token: str) -> str:
+    return f"/{business_slug}/link/{raw_token}"
+
+
+def peek(session: Session, business_id: int, raw_token: str, now: datetime | None = None) -> MagicLinkToken | None:
+    """The token if it is valid for this business right now; does not use it up."""
+    from sqlalchemy import select
+
+    now = now or utcnow()
+    token = session.scalar(select(MagicLinkToken).where(
+        MagicLinkToken.token_hash == hash_token(raw_token), MagicLinkToken.business_id == business_id))
+    if token is None or token.used_at is not None or token.expires_at <= now:
+        return None
+    return token
+
+
+def consume(session: Session, business_id: int, raw_token: str, now: datetime | None = None) -> MagicLinkToken | None:
+    """Use the token up; of two simultaneous calls exactly one gets it (a guarded UPDATE)."""
+    now = now or utcnow()
+    token_hash = hash_token(raw_token)
+    result = session.execute(
+        update(MagicLinkToken)
+        .where(MagicLinkToken.token_hash == token_hash, MagicLinkToken.business_id == business_id,
+               MagicLinkToken.used_at.is_(None), MagicLinkToken.expires_at > now)
+        .values(used_at=now)
+        .execution_options(synchronize_session=False)
+    )
+    if result.rowcount != 1:
+        return None
+    from sqlalchemy import select
+
+    return session.scalar(select(MagicLinkToken).where(MagicLinkToken.token_hash == token_hash))
