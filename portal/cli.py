@@ -33,6 +33,24 @@ def _settings():
     return load_settings()
 
 
+def _admin_settings():
+    """Settings for one-off admin commands (migrate, demo, business, invite).
+
+    With no DATABASE_URL they act on the dev database that ``portal dev``
+    uses, and say so, so ``portal business create`` works right after
+    ``make dev``; the long-running processes never guess.
+    """
+    from portal.settings import ROOT, load_settings
+
+    if os.environ.get("DATABASE_URL"):
+        return load_settings()
+    print("portal: DATABASE_URL is not set; using the dev database under var/", file=sys.stderr)
+    sock = ROOT / "var" / "redis" / "redis.sock"
+    if not os.environ.get("REDIS_URL") and sock.exists():
+        os.environ["REDIS_URL"] = f"unix://{sock}"
+    return load_settings(dev=True)
+
+
 def _session_factory(settings):
     from portal.db import make_engine, make_session_factory
 
@@ -42,7 +60,7 @@ def _session_factory(settings):
 def cmd_migrate(args) -> int:
     from portal.migrate import upgrade
 
-    settings = _settings()
+    settings = _admin_settings()
     upgrade(settings.database_url)
     print("database is up to date")
     return 0
@@ -52,7 +70,7 @@ def cmd_demo(args) -> int:
     from portal.db import system_session
     from portal.demo import seed
 
-    factory = _session_factory(_settings())
+    factory = _session_factory(_admin_settings())
     with system_session(factory) as session:
         business, api_key = seed(session)
         session.commit()
@@ -66,7 +84,7 @@ def cmd_business_create(args) -> int:
     from portal.businesses import create_business
     from portal.db import system_session
 
-    factory = _session_factory(_settings())
+    factory = _session_factory(_admin_settings())
     with system_session(factory) as session:
         business, api_key = create_business(session, args.slug, args.name)
         session.commit()
@@ -84,7 +102,7 @@ def cmd_business_rotate_key(args) -> int:
     from portal.errors import NotFound
     from portal.models import Business
 
-    factory = _session_factory(_settings())
+    factory = _session_factory(_admin_settings())
     with system_session(factory) as session:
         business = session.scalar(select(Business).where(Business.slug == args.slug))
         if business is None:
@@ -99,7 +117,8 @@ def cmd_business_rotate_key(args) -> int:
 def cmd_web(args) -> int:
     from portal_web.app import run
 
-    run(_settings(), port=_port(args), host=args.host)
+    port = _port(args)
+    run(_settings(), port=port, host=args.host)
     return 0
 
 
