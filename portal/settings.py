@@ -45,6 +45,11 @@ class Settings:
     session_absolute_timeout_s: int = 12 * 3600
     # Invitations are not repeated within this window unless forced (issue 6).
     invite_cooldown_s: int = 7 * 24 * 3600
+    # Bulk invitations are sent at most this many per second (provider rate limits).
+    invite_rate_per_s: int = 5
+    # Outbound webhooks to the booking system.
+    webhook_timeout_s: int = 10
+    webhook_max_attempts: int = 8
     # Housekeeping (issue 7).
     outbox_grace_s: int = 120
     sending_lease_s: int = 300
@@ -160,6 +165,9 @@ def load_settings(env: Mapping[str, str] | None = None, *, dev: bool | None = No
         session_idle_timeout_s=_int(env, "SESSION_IDLE_TIMEOUT", 30 * 60),
         session_absolute_timeout_s=_int(env, "SESSION_ABSOLUTE_TIMEOUT", 12 * 3600),
         invite_cooldown_s=_int(env, "INVITE_COOLDOWN", 7 * 24 * 3600),
+        invite_rate_per_s=_int(env, "INVITE_RATE_PER_S", 5) or 1,
+        webhook_timeout_s=_int(env, "WEBHOOK_TIMEOUT", 10) or 1,
+        webhook_max_attempts=_int(env, "WEBHOOK_MAX_ATTEMPTS", 8) or 1,
         outbox_grace_s=_int(env, "OUTBOX_GRACE", 120),
         sending_lease_s=_int(env, "SENDING_LEASE", 300),
         delivery_log_retention_days=_int(env, "DELIVERY_LOG_RETENTION_DAYS", 180),

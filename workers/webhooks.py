@@ -1,1 +1,126 @@
-"""Outbound webhook delivery actors (issue 6)."""
+"""Outbound webhook delivery (see ``portal.webhooks_out``).
+
+One attempt per actor run: the row is read, the signed body posted with a
+timeout, and the outcome written to the row's delivery log. Network errors,
+429 and 5xx are retried with exponential backoff up to ``WEBHOOK_MAX_ATTEMPTS``
+(the actor re-enqueues itself with a delay), then the row is marked failed.
+Other 4xx answers fail at once: resending the same body will not change them.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from datetime import timedelta
+
+import dramatiq
+import requests
+
+from portal import webhooks_out
+from portal.db import system_session
+from portal.models import Business, WebhookDelivery, utcnow
+
+log = logging.getLogger(__name__)
+
+BACKOFF_BASE_S = 10.0
+BACKOFF_MAX_S = 3600.0
+RETRY_AFTER_MAX_S = 3600.0
+
+
+@dataclass
+class Config:
+    session_factory: object = None
+    timeout_s: float = 10.0
+    max_attempts: int = 8
+
+
+_config = Config()
+
+
+def configure(*, session_factory=None, settings=None) -> None:
+    """Tests and ``portal worker`` start-up; otherwise built from the environment on first use."""
+    if session_factory is not None:
+        _config.session_factory = session_factory
+    if settings is not None:
+        _config.timeout_s = settings.webhook_timeout_s
+        _config.max_attempts = settings.webhook_max_attempts
+
+
+def _factory():
+    if _config.session_factory is None:
+        from portal.db import make_engine, make_session_factory
+        from portal.settings import load_settings
+
+        settings = load_settings()
+        configure(settings=settings)
+        _config.session_factory = make_session_factory(make_engine(settings.database_url))
+    return _config.session_factory
+
+
+def backoff_s(attempts: int) -> float:
+    """Delay before attempt ``attempts + 1``: base, 2x base, 4x base... capped."""
+    return min(BACKOFF_BASE_S * (2 ** max(attempts - 1, 0)), BACKOFF_MAX_S)
+
+
+def _retry_after(resp: requests.Response | None) -> float | None:
+    if resp is None:
+        return None
+    try:
+        return min(float(resp.headers.get("Retry-After", "")), RETRY_AFTER_MAX_S)
+    except ValueError:
+        return None
+
+
+def attempt(delivery_id: int) -> str:
+    """Make one delivery attempt; returns the row's status afterwards (or "missing")."""
+    factory = _factory()
+    with system_session(factory) as session:
+        delivery = session.get(WebhookDelivery, delivery_id)
+        if delivery is None:
+            return "missing"
+        if delivery.status != "pending":
+            return delivery.status  # already delivered or given up: a redelivered job does nothing
+        business = session.get(Business, delivery.business_id)
+        body = webhooks_out.body_for(delivery)
+        url, secret = delivery.url, (business.webhook_secret or "")
+
+    # No transaction is held open while we wait on the receiver.
+    resp, error = None, None
+    try:
+        resp = requests.post(url, data=body, headers=webhooks_out.signed_headers(secret, body),
+                             timeout=_config.timeout_s, allow_redirects=False)
+    except requests.RequestException as exc:
+        error = f"{type(exc).__name__}: {exc}"[:1000]
+
+    with system_session(factory) as session:
+        delivery = session.get(WebhookDelivery, delivery_id)
+        if delivery.status != "pending":
+            return delivery.status
+        delivery.attempts += 1
+        delivery.last_status_code = resp.status_code if resp is not None else None
+        delivery.last_error = error
+        retry_in = None
+        if resp is not None and 200 <= resp.status_code < 300:
+            delivery.status, delivery.delivered_at, delivery.next_attempt_at = "delivered", utcnow(), None
+        elif resp is not None and resp.status_code != 429 and resp.status_code < 500:
+            delivery.status, delivery.next_attempt_at = "failed", None
+            delivery.last_error = f"HTTP {resp.status_code}: not retried"
+        elif delivery.attempts >= _config.max_attempts:
+            delivery.status, delivery.next_attempt_at = "failed", None
+            delivery.last_error = (error or f"HTTP {resp.status_code}") + f" (gave up after {delivery.attempts} attempts)"
+        else:
+            retry_in = _retry_after(resp) or backoff_s(delivery.attempts)
+            delivery.next_attempt_at = utcnow() + timedelta(seconds=retry_in)
+            if error is None:
+                delivery.last_error = f"HTTP {resp.status_code}: will retry"
+        status = delivery.status
+        session.commit()
+    if retry_in is not None:
+        log.info("webhook %s attempt failed; retrying in %.0fs", delivery_id, retry_in)
+        webhooks_out.enqueue(delivery_id, delay_ms=int(retry_in * 1000))
+    return status
+
+
+@dramatiq.actor(queue_name="webhooks", max_retries=0)
+def deliver_webhook(delivery_id: int) -> None:
+    attempt(delivery_id)
