@@ -40,12 +40,12 @@ def _admin_settings():
     uses, and say so, so ``portal business create`` works right after
     ``make dev``; the long-running processes never guess.
     """
-    from portal.settings import ROOT, load_settings
+    from portal.settings import load_settings, var_dir
 
     if os.environ.get("DATABASE_URL"):
         return load_settings()
     print("portal: DATABASE_URL is not set; using the dev database under var/", file=sys.stderr)
-    sock = ROOT / "var" / "redis" / "redis.sock"
+    sock = var_dir() / "redis" / "redis.sock"
     if not os.environ.get("REDIS_URL") and sock.exists():
         os.environ["REDIS_URL"] = f"unix://{sock}"
     return load_settings(dev=True)

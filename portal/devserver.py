@@ -17,7 +17,7 @@ import time
 import urllib.request
 from pathlib import Path
 
-from portal.settings import ROOT, load_settings
+from portal.settings import load_settings, var_dir
 
 PR_SET_PDEATHSIG = 1
 
@@ -31,7 +31,7 @@ def _die_with_parent() -> None:  # runs in the child between fork and exec
 
 def _redis_dir() -> Path:
     # Unix socket paths are limited to ~107 bytes; a deep checkout falls back to /tmp.
-    directory = ROOT / "var" / "redis"
+    directory = var_dir() / "redis"
     if len(str(directory / "redis.sock")) > 100:
         directory = Path(tempfile.mkdtemp(prefix="portal-redis-"))
     return directory
@@ -57,7 +57,7 @@ def run_dev(port: int, host: str = "127.0.0.1") -> int:
 
     os.environ["PORTAL_DEV"] = "1"
     os.environ.setdefault("PUBLIC_BASE_URL", f"http://{host}:{port}")
-    (ROOT / "var").mkdir(exist_ok=True)
+    var_dir().mkdir(parents=True, exist_ok=True)
     redis = None
     if not os.environ.get("REDIS_URL"):
         redis = EmbeddedRedis(_redis_dir()).start()

@@ -18,6 +18,11 @@ from portal.errors import SettingsError
 ROOT = Path(__file__).resolve().parent.parent
 
 
+def var_dir() -> Path:
+    """Where dev mode keeps its SQLite file, Redis socket and outbox (``PORTAL_VAR_DIR``)."""
+    return Path(os.environ.get("PORTAL_VAR_DIR") or ROOT / "var")
+
+
 @dataclass(frozen=True)
 class Settings:
     database_url: str
@@ -103,7 +108,7 @@ def _url(env: Mapping[str, str], name: str, default: str | None, schemes: tuple[
 
 def dev_defaults() -> dict[str, str]:
     """Embedded defaults used by ``portal dev`` and the test suite."""
-    var = ROOT / "var"
+    var = var_dir()
     return {
         "DATABASE_URL": f"sqlite:///{var / 'portal.db'}",
         "SECRET_KEY": "dev-secret-key-not-for-production",
@@ -157,7 +162,7 @@ def load_settings(env: Mapping[str, str] | None = None, *, dev: bool | None = No
         twilio_auth_token=env.get("TWILIO_AUTH_TOKEN", ""),
         twilio_from_number=env.get("TWILIO_FROM_NUMBER", ""),
         twilio_api_base=_url(env, "TWILIO_API_BASE", "https://api.twilio.com", ("http", "https")),
-        outbox_dir=Path(env.get("OUTBOX_DIR") or ROOT / "var" / "outbox"),
+        outbox_dir=Path(env.get("OUTBOX_DIR") or var_dir() / "outbox"),
         ops_token=ops_token,
         dev_mode=dev,
         signin_token_ttl_s=_int(env, "SIGNIN_TOKEN_TTL", 15 * 60),
