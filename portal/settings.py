@@ -48,6 +48,10 @@ class Settings:
     # Server-side sessions: idle timeout 30 min, absolute timeout 12 h.
     session_idle_timeout_s: int = 30 * 60
     session_absolute_timeout_s: int = 12 * 3600
+    # Sign-in link requests: per identifier and per IP, per fixed window (issue 4).
+    signin_rate_identifier: int = 5
+    signin_rate_ip: int = 20
+    signin_rate_window_s: int = 15 * 60
     # Invitations are not repeated within this window unless forced (issue 6).
     invite_cooldown_s: int = 7 * 24 * 3600
     # Bulk invitations are sent at most this many per second (provider rate limits).
@@ -169,6 +173,9 @@ def load_settings(env: Mapping[str, str] | None = None, *, dev: bool | None = No
         invitation_token_ttl_s=_int(env, "INVITATION_TOKEN_TTL", 7 * 24 * 3600),
         session_idle_timeout_s=_int(env, "SESSION_IDLE_TIMEOUT", 30 * 60),
         session_absolute_timeout_s=_int(env, "SESSION_ABSOLUTE_TIMEOUT", 12 * 3600),
+        signin_rate_identifier=_int(env, "SIGNIN_RATE_IDENTIFIER", 5),
+        signin_rate_ip=_int(env, "SIGNIN_RATE_IP", 20),
+        signin_rate_window_s=_int(env, "SIGNIN_RATE_WINDOW", 15 * 60) or 1,
         invite_cooldown_s=_int(env, "INVITE_COOLDOWN", 7 * 24 * 3600),
         invite_rate_per_s=_int(env, "INVITE_RATE_PER_S", 5) or 1,
         webhook_timeout_s=_int(env, "WEBHOOK_TIMEOUT", 10) or 1,
