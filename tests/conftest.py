@@ -14,6 +14,7 @@ from pathlib import Path
 # Unit tests enqueue onto Dramatiq's StubBroker; integration tests build a
 # real RedisBroker themselves. This must be set before ``workers`` is imported.
 os.environ["PORTAL_BROKER"] = "stub"
+pytest_plugins = ["tests.fakes.plugin"]  # fake_twilio, fake_sendgrid
 
 import dramatiq  # noqa: E402
 import pytest  # noqa: E402
