@@ -39,6 +39,8 @@ class Settings:
     twilio_auth_token: str = ""
     twilio_from_number: str = ""
     twilio_api_base: str = "https://api.twilio.com"
+    # Seconds to wait for SendGrid / Twilio; a timeout after sending is an "unknown" delivery.
+    provider_timeout_s: float = 10.0
     outbox_dir: Path = field(default_factory=lambda: ROOT / "var" / "outbox")
     ops_token: str = ""
     dev_mode: bool = False
@@ -166,6 +168,7 @@ def load_settings(env: Mapping[str, str] | None = None, *, dev: bool | None = No
         twilio_auth_token=env.get("TWILIO_AUTH_TOKEN", ""),
         twilio_from_number=env.get("TWILIO_FROM_NUMBER", ""),
         twilio_api_base=_url(env, "TWILIO_API_BASE", "https://api.twilio.com", ("http", "https")),
+        provider_timeout_s=_int(env, "PROVIDER_TIMEOUT", 10) or 10,
         outbox_dir=Path(env.get("OUTBOX_DIR") or var_dir() / "outbox"),
         ops_token=ops_token,
         dev_mode=dev,
