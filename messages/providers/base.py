@@ -12,6 +12,9 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Protocol
 
+# The custom_args key (SendGrid) that carries our Message id; events echo it back as a top-level key.
+MESSAGE_ID_ARG = "portal_message_id"
+
 
 @dataclass
 class Email:
@@ -26,6 +29,8 @@ class Email:
     categories: list[str] = field(default_factory=list)
     custom_args: dict[str, str] = field(default_factory=dict)  # carries our message id
     attachments: list[tuple[str, str, bytes]] = field(default_factory=list)  # (filename, content type, data)
+    # Optional: our Message id. SendGrid puts it in custom_args (MESSAGE_ID_ARG) when not already there.
+    message_id: int | None = None
 
 
 @dataclass
@@ -34,6 +39,8 @@ class Sms:
     body: str
     sender: str
     status_callback: str | None = None  # carries our message id
+    # Optional: our Message id. Twilio builds the StatusCallback URL from it when status_callback is None.
+    message_id: int | None = None
 
 
 @dataclass
