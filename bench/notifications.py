@@ -1,0 +1,109 @@
+"""Notifications end to end: N booking events -> N emails accepted by a fake
+SendGrid that answers after 100 ms, through PostgreSQL, the real Redis broker
+and ``portal worker`` with the production settings. Baseline, same run: a
+no-op actor on the same broker, same ``dramatiq`` command, same processes and
+threads."""
+
+from __future__ import annotations
+
+import time
+from datetime import datetime, timezone
+
+from bench import datagen, env as benv, pipeline
+from bench.provider_client import FakeProvider
+from bench.report import ratio
+
+
+def baseline(env: benv.BenchEnv, n: int, processes: int, threads: int) -> dict:
+    from bench.noop_actors import COUNTER, noop
+
+    counter = pipeline.noop_counter(env)
+    worker = pipeline.start_noop_worker(env, processes, threads)
+    try:
+        warm = 2 * processes * threads
+        counter.delete(COUNTER)
+        for i in range(warm):
+            noop.send(i)
+        if not pipeline.wait_counter(counter, COUNTER, warm, 60, worker):
+            raise RuntimeError(f"the no-op worker did not start:\n{worker.tail()}")
+        counter.delete(COUNTER)
+        start = time.perf_counter()
+        for i in range(n):
+            noop.send(i)
+        enqueue_s = time.perf_counter() - start
+        finished = pipeline.wait_counter(counter, COUNTER, n, max(60.0, n / 50), worker)
+        elapsed = time.perf_counter() - start
+    finally:
+        worker.stop()
+    done = int(counter.get(COUNTER) or 0)
+    return {"n": n, "processed": done, "finished": finished, "enqueue_s": round(enqueue_s, 3),
+            "elapsed_s": round(elapsed, 3), "per_s": round(done / elapsed, 1)}
+
+
+def pipeline_run(env: benv.BenchEnv, n: int, processes: int, threads: int, delay_ms: int = 100) -> dict:
+    benv.wipe(env)
+    warm = min(50, max(1, n // 10))
+    biz = datagen.business(env.engine, "bench-notify")
+    customers = datagen.customers(env.engine, biz, n + warm)
+    first, last = datagen.bookings(env.engine, biz, n + warm, customers)
+    datagen.analyze(env.engine)
+    fake = FakeProvider(delay_ms)
+    worker = pipeline.start_portal_worker(env, processes, threads, fake.provider_env())
+    try:
+        # Warm up: every process imported, pools connected, templates compiled.
+        pipeline.produce_confirmations(env, biz, (first, first + warm - 1))
+        counts, _, ok = pipeline.wait_messages(env, biz, warm, 120, worker=worker)
+        if not ok:
+            raise RuntimeError(f"warm-up messages not delivered ({counts}):\n{worker.tail()}")
+        watermark = pipeline.max_message_id(env)
+        fake.reset()
+        started_at = datetime.now(timezone.utc)
+        start = time.perf_counter()
+        produce_s = pipeline.produce_confirmations(env, biz, (first + warm, last))
+        counts, _, finished = pipeline.wait_messages(env, biz, n, max(120.0, n / 20), watermark, worker)
+        elapsed = time.perf_counter() - start
+        last_sent = pipeline.last_sent_at(env, biz, watermark)
+        if finished and last_sent:  # the worker's own clock, not our polling interval
+            elapsed = max(0.001, min(elapsed, (last_sent - started_at).total_seconds()))
+        received = fake.stats()
+    finally:
+        worker.stop()
+        fake.stop()
+    sent = counts.get("sent", 0) + counts.get("delivered", 0)
+    return {
+        "n": n, "finished": finished, "statuses": counts, "sent_rows": sent,
+        "provider_received": received["accepted"], "provider_unique": received["unique"],
+        "provider_duplicated": received["duplicated"], "produce_s": round(produce_s, 3),
+        "produce_per_s": round(n / produce_s, 1) if produce_s else None,
+        "elapsed_s": round(elapsed, 3), "per_s": round(min(sent, received["unique"]) / elapsed, 1),
+    }
+
+
+def run(env: benv.BenchEnv, n: int, processes: int | None = None, threads: int | None = None,
+        delay_ms: int = 100) -> dict:
+    default_p, default_t = pipeline.worker_defaults(env)
+    processes = processes or default_p
+    threads = threads or default_t
+    base = baseline(env, n, processes, threads)
+    real = pipeline_run(env, n, processes, threads, delay_ms)
+    return {
+        "per_s": real["per_s"], "baseline_per_s": base["per_s"], "ratio": ratio(real["per_s"], base["per_s"]),
+        "n": n, "worker_processes": processes, "worker_threads": threads, "provider_delay_ms": delay_ms,
+        "pipeline": real, "baseline": base,
+    }
+
+
+def rows(result: dict) -> list[tuple[str, object]]:
+    real, base = result["pipeline"], result["baseline"]
+    return [
+        ("messages (N)", result["n"]),
+        ("worker processes x threads", f"{result['worker_processes']} x {result['worker_threads']}"),
+        ("provider answers after", f"{result['provider_delay_ms']} ms"),
+        ("end to end, msg/s", result["per_s"]),
+        ("no-op baseline, msg/s", result["baseline_per_s"]),
+        ("ratio (target >= 0.5)", result["ratio"]),
+        ("producer alone, events/s", real["produce_per_s"]),
+        ("rows sent / provider unique", f"{real['sent_rows']} / {real['provider_unique']}"),
+        ("provider duplicates", real["provider_duplicated"]),
+        ("finished (not timed out)", f"{real['finished']} / baseline {base['finished']}"),
+    ]
