@@ -106,11 +106,12 @@ def prepare(db_url: str | None = None, r_url: str | None = None) -> BenchEnv:
     return BenchEnv(database_url=db_url, redis_url=r_url, engine=make_engine(db_url))
 
 
-def wipe(env: BenchEnv) -> None:
+def wipe(env: BenchEnv, restart_identity: bool = True) -> None:
     """Empty every table and the bench Redis db."""
     tables = ", ".join(f'"{t.name}"' for t in Base.metadata.sorted_tables)
+    identity = "RESTART IDENTITY" if restart_identity else "CONTINUE IDENTITY"
     with env.engine.begin() as conn:
-        conn.execute(text(f"TRUNCATE {tables} RESTART IDENTITY CASCADE"))
+        conn.execute(text(f"TRUNCATE {tables} {identity} CASCADE"))
     redis.Redis.from_url(env.redis_url).flushdb()
 
 

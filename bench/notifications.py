@@ -9,27 +9,47 @@ from __future__ import annotations
 import time
 from datetime import datetime, timezone
 
+from dramatiq import Message
+
 from bench import datagen, env as benv, pipeline
 from bench.provider_client import FakeProvider
 from bench.report import ratio
 
+# Not bench.noop_actors: importing it installs a broker in this process.
+QUEUE, COUNTER = "bench_noop", "bench:noop:done"
+
+
+def sender(env: benv.BenchEnv):
+    """A broker client for the bench Redis with the production namespace and
+    middleware, used to enqueue the no-op messages (whatever broker this
+    process has installed globally)."""
+    from dramatiq.brokers.redis import RedisBroker
+
+    from portal import broker
+
+    client = RedisBroker(url=env.redis_url, namespace=broker.NAMESPACE, middleware=broker.middleware())
+
+    def send(i: int) -> None:
+        client.enqueue(Message(queue_name=QUEUE, actor_name="noop", args=(i,), kwargs={}, options={}))
+
+    return send
+
 
 def baseline(env: benv.BenchEnv, n: int, processes: int, threads: int) -> dict:
-    from bench.noop_actors import COUNTER, noop
-
     counter = pipeline.noop_counter(env)
+    send = sender(env)
     worker = pipeline.start_noop_worker(env, processes, threads)
     try:
         warm = 2 * processes * threads
         counter.delete(COUNTER)
         for i in range(warm):
-            noop.send(i)
+            send(i)
         if not pipeline.wait_counter(counter, COUNTER, warm, 60, worker):
             raise RuntimeError(f"the no-op worker did not start:\n{worker.tail()}")
         counter.delete(COUNTER)
         start = time.perf_counter()
         for i in range(n):
-            noop.send(i)
+            send(i)
         enqueue_s = time.perf_counter() - start
         finished = pipeline.wait_counter(counter, COUNTER, n, max(60.0, n / 50), worker)
         elapsed = time.perf_counter() - start

@@ -15,7 +15,8 @@ from pathlib import Path
 PYTHON = sys.executable
 BIN = Path(PYTHON).parent
 ROOT = Path(__file__).resolve().parent.parent
-LOG_DIR = ROOT / "bench" / "results" / "logs"
+# Child process output, for the error message when one dies (BENCH_LOG_DIR to move it).
+LOG_DIR = Path(os.environ.get("BENCH_LOG_DIR") or ROOT / "bench" / "results" / "logs")
 
 
 class Proc:
