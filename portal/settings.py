@@ -69,6 +69,7 @@ class Settings:
     payment_gateway: str = "test"
     stripe_api_key: str = ""
     stripe_api_base: str = "https://api.stripe.com"
+    stripe_publishable_key: str = ""
     # Threads that run blocking database work for the web app.
     db_threads: int = 8
     worker_processes: int = 2
@@ -189,6 +190,7 @@ def load_settings(env: Mapping[str, str] | None = None, *, dev: bool | None = No
         payment_gateway=payment_gateway,
         stripe_api_key=env.get("STRIPE_API_KEY", ""),
         stripe_api_base=_url(env, "STRIPE_API_BASE", "https://api.stripe.com", ("http", "https")),
+        stripe_publishable_key=env.get("STRIPE_PUBLISHABLE_KEY", ""),
         db_threads=_int(env, "DB_THREADS", 8) or 1,
         worker_processes=_int(env, "WORKER_PROCESSES", 2) or 1,
         worker_threads=_int(env, "WORKER_THREADS", 8) or 1,

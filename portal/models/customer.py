@@ -24,6 +24,8 @@ class Customer(TenantScoped, Timestamps, Base):
     # "ok", "opted_out", "invalid", "not_mobile".
     phone_status: Mapped[str] = mapped_column(String(20), default="ok")
     last_invited_at: Mapped[datetime | None] = mapped_column()
+    # The payment gateway's own customer record (Stripe ``cus_...``), made on first card setup.
+    payment_customer_ref: Mapped[str | None] = mapped_column(String(100))
 
     business = relationship("Business", lazy="joined")
 
