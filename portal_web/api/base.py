@@ -1,0 +1,180 @@
+"""Plumbing shared by the API handlers: authentication, body parsing, the
+tenant transaction, and ``Idempotency-Key`` replay for POSTs."""
+
+from __future__ import annotations
+
+import functools
+import hashlib
+import json
+from dataclasses import dataclass, field
+from typing import Awaitable, Callable
+
+from aiohttp import web
+from babel.core import get_global
+from pydantic import BaseModel, TypeAdapter
+from pydantic import ValidationError as PydanticValidationError
+from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+
+from portal.api_schemas import ExternalId, parse
+from portal.errors import Conflict, ValidationError
+from portal.models import Business, IdempotencyRecord
+from portal.security import constant_time_equals, hash_token
+from portal_web.db import in_system, in_tenant
+
+PREFIX = "/api/v1"
+REALM = 'Bearer realm="api"'
+IDEMPOTENCY_HEADER = "Idempotency-Key"
+_external_id = TypeAdapter(ExternalId)
+
+
+@dataclass
+class Route:
+    """One API operation: registered on the router and described in the OpenAPI document."""
+
+    method: str
+    path: str  # below PREFIX, aiohttp syntax: /customers/{external_id}
+    handler: Callable[[web.Request], Awaitable[web.StreamResponse]]
+    summary: str
+    response: type[BaseModel] | None
+    body: type[BaseModel] | None = None
+    statuses: tuple[int, ...] = (200,)
+    query: dict[str, str] = field(default_factory=dict)  # name -> description
+    tag: str = "api"
+    public: bool = False  # no API key needed (the OpenAPI document itself)
+
+
+class Unauthorized(Exception):
+    pass
+
+
+async def authenticate(request: web.Request) -> Business:
+    header = request.headers.get("Authorization", "")
+    scheme, _, token = header.partition(" ")
+    token = token.strip()
+    if scheme.lower() != "bearer" or not token:
+        raise Unauthorized("missing API key: send Authorization: Bearer <key>")
+    digest = hash_token(token)
+
+    def lookup(session: Session) -> Business | None:
+        business = session.scalar(select(Business).where(Business.api_key_hash == digest))
+        # The lookup is by hash (no secret-dependent early exit); compare once more in constant time.
+        if business is None or not constant_time_equals(business.api_key_hash or "", digest):
+            return None
+        return business
+
+    business = await in_system(request.app, lookup)
+    if business is None:
+        raise Unauthorized("invalid API key")
+    return business
+
+
+def endpoint(fn: Callable[[web.Request, Business], Awaitable[web.StreamResponse]]):
+    """Authenticate, then call ``fn(request, business)``; a bad key gets a JSON 401."""
+
+    @functools.wraps(fn)
+    async def handler(request: web.Request) -> web.StreamResponse:
+        try:
+            business = await authenticate(request)
+        except Unauthorized as exc:
+            error = "invalid_token" if "invalid" in str(exc) else "invalid_request"
+            return web.json_response({"error": str(exc)}, status=401,
+                                     headers={"WWW-Authenticate": f'{REALM}, error="{error}"'})
+        return await fn(request, business)
+
+    return handler
+
+
+def region_of(business: Business) -> str | None:
+    """The business's country, for reading national phone numbers."""
+    return get_global("zone_territories").get(business.timezone)
+
+
+def _reject_constant(name: str):
+    raise ValueError(f"{name} is not valid JSON")
+
+
+async def read_json(request: web.Request) -> tuple[object, bytes]:
+    raw = await request.read()
+    if not raw.strip():
+        return {}, raw
+    try:
+        return json.loads(raw, parse_constant=_reject_constant), raw
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise ValidationError("malformed JSON", {"body": str(exc)}) from None
+
+
+async def read_body(request: web.Request, model: type[BaseModel], business: Business) -> tuple[BaseModel, object]:
+    data, _raw = await read_json(request)
+    return parse(model, data, region=region_of(business)), data
+
+
+def external_id(request: web.Request) -> str:
+    value = request.match_info["external_id"]
+    try:
+        return _external_id.validate_python(value)
+    except PydanticValidationError:
+        raise ValidationError("invalid id in the path", {"external_id": "1-100 characters, no spaces or slashes"}) \
+            from None
+
+
+async def in_business(request: web.Request, business: Business, work: Callable[[Session], object]):
+    """Run ``work`` in one transaction scoped to the business.
+
+    A unique-constraint race (two PUTs creating the same id at once) is
+    retried once: the second attempt finds the row and updates it.
+    """
+    for attempt in (1, 2):
+        try:
+            return await in_tenant(request.app, business.id, work)
+        except IntegrityError:
+            if attempt == 2:
+                raise Conflict("the request clashes with a concurrent change; retry it") from None
+    raise AssertionError("unreachable")
+
+
+def request_hash(request: web.Request, data: object) -> str:
+    canonical = json.dumps(data, sort_keys=True, separators=(",", ":"))
+    return hashlib.sha256(f"{request.method} {request.path}\n{canonical}".encode()).hexdigest()
+
+
+async def post_once(request: web.Request, business: Business, data: object,
+                    work: Callable[[Session], tuple[int, dict]]) -> web.Response:
+    """Run a POST; with an ``Idempotency-Key`` the first response is stored and replayed.
+
+    The record is written in the same transaction as the POST's effects, so
+    either both exist or neither does. The same key with another request is 422.
+    """
+    key = request.headers.get(IDEMPOTENCY_HEADER)
+    if key is None:
+        status, body = await in_business(request, business, work)
+        return web.json_response(body, status=status)
+    key = key.strip()
+    if not 1 <= len(key) <= 200:
+        raise ValidationError("invalid Idempotency-Key", {IDEMPOTENCY_HEADER: "1-200 characters"})
+    digest = request_hash(request, data)
+
+    def once(session: Session) -> tuple[int, dict, bool]:
+        record = session.scalar(select(IdempotencyRecord).where(IdempotencyRecord.key == key))
+        if record is not None:
+            if record.request_hash != digest:
+                raise ValidationError("Idempotency-Key was already used with a different request",
+                                      {IDEMPOTENCY_HEADER: "reused with a different request"})
+            return record.response_status, json.loads(record.response_body), True
+        status, body = work(session)
+        session.add(IdempotencyRecord(business_id=business.id, key=key, request_hash=digest,
+                                      response_status=status, response_body=json.dumps(body)))
+        session.flush()
+        return status, body, False
+
+    status, body, replayed = await in_business(request, business, once)
+    resp = web.json_response(body, status=status)
+    if replayed:
+        resp.headers["Idempotent-Replayed"] = "true"
+    return resp
+
+
+def dump(model: type[BaseModel], values: dict) -> dict:
+    """Build the response through its documented model, so the document stays true."""
+    return model.model_validate(values).model_dump(mode="json")

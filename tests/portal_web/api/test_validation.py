@@ -1,0 +1,117 @@
+"""Every kind of bad input is a 422 with field errors, and nothing is written."""
+
+import pytest
+from sqlalchemy import func, select
+
+from portal.models import Booking, Customer, Invoice, Message, Quote, ServiceProvider
+from tests.factories import make_customer
+
+BOOKING = {"customer": "c1", "starts_at": "2030-05-01T14:00:00-04:00", "ends_at": "2030-05-01T16:00:00-04:00"}
+
+
+def counts(db):
+    db.expire_all()
+    return {m.__name__: db.scalar(select(func.count()).select_from(m))
+            for m in (Customer, Booking, Invoice, Quote, Message, ServiceProvider)}
+
+
+@pytest.fixture
+def customer(db, biz):
+    c = make_customer(db, biz, external_id="c1")
+    db.commit()
+    return c
+
+
+async def test_malformed_json(api, db, biz):
+    before = counts(db)
+    status, body = await api.put("/customers/c2", data=b'{"name": "x",', headers={"Content-Type": "application/json"})
+    assert status == 422 and body["error"] == "malformed JSON" and "body" in body["fields"]
+    status, body = await api.put("/customers/c2", data=b'[1, 2]', headers={"Content-Type": "application/json"})
+    assert status == 422 and body["fields"] == {"body": "expected an object"}
+    status, body = await api.put("/customers/c2", data=b'{"name": NaN}', headers={"Content-Type": "application/json"})
+    assert status == 422
+    assert counts(db) == before
+
+
+@pytest.mark.parametrize("path,payload,field,message", [
+    ("/customers/c2", {"name": "X", "nickname": "x"}, "nickname", "unknown field"),
+    ("/customers/c2", {"name": "X", "email": "not-an-email"}, "email", "not a valid email address"),
+    ("/customers/c2", {"name": "X", "email": "a@b@c.com"}, "email", "not a valid email address"),
+    ("/customers/c2", {"name": "X", "phone": "+1555123"}, "phone", "not a valid phone number"),
+    ("/customers/c2", {"name": "X", "phone": "call me"}, "phone", "not a phone number"),
+    ("/customers/c2", {"name": ""}, "name", "at least 1 character"),
+    ("/customers/c2", {"email": "a@example.com"}, "name", "required"),
+    ("/customers/c2", {"name": "X", "locale": "de"}, "locale", "'en' or 'fr'"),
+    ("/customers/c2", {"name": "X", "timezone": "Mars/Base"}, "timezone", "unknown timezone"),
+    ("/customers/c2", {"name": "X", "communication_preferences": {"account": {"email": False}}},
+     "communication_preferences.account.[key]", "Input should be"),
+    ("/customers/c2", {"name": "X", "sms_consent": {"granted": True, "by": "x"}}, "sms_consent.by", "unknown field"),
+    ("/bookings/b1", {**BOOKING, "starts_at": "2030-05-01T14:00:00"}, "starts_at", "must include a timezone"),
+    ("/bookings/b1", {**BOOKING, "ends_at": "2030-05-01T13:00:00-04:00"}, "ends_at", "must be after starts_at"),
+    ("/bookings/b1", {**BOOKING, "ends_at": BOOKING["starts_at"]}, "ends_at", "must be after starts_at"),
+    ("/bookings/b1", {**BOOKING, "customer": "nobody"}, "customer", "unknown customer 'nobody'"),
+    ("/bookings/b1", {**BOOKING, "provider": "p-none"}, "provider", "unknown provider 'p-none'"),
+    ("/bookings/b1", {**BOOKING, "service": "s-none"}, "service", "unknown service 's-none'"),
+    ("/bookings/b1", {**BOOKING, "attachments": [{"filename": "a.pdf", "url": "ftp://x"}]},
+     "attachments.0.url", "http(s) URL"),
+    ("/invoices/i1", {"customer": "c1", "number": "1", "amount_cents": -5, "issued_on": "2030-01-01",
+                      "due_on": "2030-01-10"}, "amount_cents", "greater than or equal to 0"),
+    ("/invoices/i1", {"customer": "c1", "number": "1", "amount_cents": 5, "issued_on": "2030-01-10",
+                      "due_on": "2030-01-01"}, "due_on", "must not be before issued_on"),
+    ("/invoices/i1", {"customer": "c1", "number": "1", "amount_cents": 5, "issued_on": "2030-01-01",
+                      "due_on": "2030-01-10", "booking": "nope"}, "booking", "unknown booking 'nope'"),
+    ("/quotes/q1", {"customer": "c1", "number": "Q", "total_cents": 5, "currency": "cad"}, "currency", "pattern"),
+    ("/service-providers/p1", {"name": "A", "working_hours": {"mon": [["17:00", "09:00"]]}},
+     "working_hours.mon.0", "end must be after start"),
+    ("/service-providers/p1", {"name": "A", "working_hours": {"someday": []}}, "working_hours.someday.[key]",
+     "Input should be"),
+    ("/services/s1", {"name": "A", "duration_minutes": 0}, "duration_minutes", "greater than or equal to 1"),
+    ("/settings", {"webhook_url": "not a url"}, "webhook_url", "http(s) URL"),
+    ("/settings", {"embed_origins": ["https://x.example/path"]}, "embed_origins.0", "origin"),
+    ("/settings", {"branding": {"primary_color": "blue"}}, "branding.primary_color", "pattern"),
+    ("/settings", {"quiet_hours": {"start": "25:00"}}, "quiet_hours.start", "pattern"),
+    ("/settings", {"portal_enabled": None}, "portal_enabled", "must not be null"),
+    ("/settings", {"reminder_offsets": [0]}, "reminder_offsets.0", "greater than or equal to 1"),
+])
+async def test_field_errors_write_nothing(api, db, customer, path, payload, field, message):
+    before = counts(db)
+    status, body = await api.put(path, payload)
+    assert status == 422, body
+    assert field in body["fields"], body
+    assert message in body["fields"][field], body
+    assert counts(db) == before
+
+
+async def test_several_errors_are_reported_together(api, customer):
+    status, body = await api.put("/customers/c3", {"name": "", "email": "x", "phone": "1", "extra": 1})
+    assert status == 422
+    assert set(body["fields"]) == {"name", "email", "phone", "extra"}
+
+
+async def test_invalid_settings_change_nothing(api, db, biz):
+    status, _ = await api.put("/settings", {"auto_invite": True, "webhook_url": "nope"})
+    assert status == 422
+    assert (await api.get("/settings"))[1]["auto_invite"] is False
+
+
+async def test_failed_booking_update_leaves_the_booking_as_it_was(api, customer, db):
+    assert (await api.put("/bookings/b1", BOOKING))[0] == 201
+    status, _ = await api.put("/bookings/b1", {**BOOKING, "starts_at": "2030-06-01T10:00:00Z", "provider": "zzz"})
+    assert status == 422
+    body = (await api.get("/bookings/b1"))[1]
+    assert body["version"] == 1 and body["starts_at"] == "2030-05-01T18:00:00Z"
+
+
+async def test_bad_path_id_and_unknown_route(api):
+    status, body = await api.put("/customers/" + "x" * 101, {"name": "X"})
+    assert status == 422 and "external_id" in body["fields"]
+    status, body = await api.get("/nothing-here")
+    assert status == 404 and "error" in body
+    status, body = await api.call("DELETE", "/customers/c1")
+    assert status == 405
+
+
+async def test_national_phone_numbers_are_read_in_the_business_country(api):
+    status, body = await api.put("/customers/c5", {"name": "X", "phone": "(514) 555-0123", "email": "A@Example.COM"})
+    assert status == 201
+    assert body["phone"] == "+15145550123" and body["email"] == "A@example.com"
