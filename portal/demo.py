@@ -119,6 +119,12 @@ def seed(session: Session, today: date | None = None) -> tuple[Business, str | N
         session.add(booking)
         session.flush()
         bookings[ext] = booking
+    # Upcoming bookings get their reminders planned; the scheduler sends them when due.
+    from scheduler.planning import plan_reminders
+
+    for booking in bookings.values():
+        if booking.status == "scheduled":
+            plan_reminders(session, booking, business)
     if not session.scalar(select(BookingAttachment.id).where(BookingAttachment.booking_id == bookings["bk-jane-1"].id)):
         session.add(BookingAttachment(
             booking_id=bookings["bk-jane-1"].id, filename="checklist.txt", content_type="text/plain",
