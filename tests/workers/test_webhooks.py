@@ -1,0 +1,185 @@
+"""Outbound webhooks: recorded in the change's transaction, signed, delivered
+by the worker with retries against a local receiver, and logged."""
+
+import asyncio
+import json
+import time
+
+import pytest
+from aiohttp import web
+from sqlalchemy import select
+
+from portal import webhooks_out
+from portal.db import tenant_session
+from portal.models import WebhookDelivery
+from tests.factories import make_business
+from workers import webhooks as worker
+
+
+@pytest.fixture
+def business(db):
+    b = make_business(db)
+    db.commit()
+    return b
+
+
+@pytest.fixture
+def wired(monkeypatch, session_factory, stub_broker):
+    monkeypatch.setattr(worker._config, "session_factory", session_factory)
+    monkeypatch.setattr(worker._config, "max_attempts", 3)
+    monkeypatch.setattr(worker, "BACKOFF_BASE_S", 0)  # retry at once: no waiting in tests
+    return stub_broker
+
+
+class Receiver:
+    """A booking system's endpoint on 127.0.0.1: answers the scripted statuses in turn."""
+
+    def __init__(self, statuses):
+        self.statuses = list(statuses)
+        self.requests = []
+
+    async def handle(self, request):
+        self.requests.append((dict(request.headers), await request.read()))
+        status = self.statuses.pop(0) if len(self.statuses) > 1 else self.statuses[0]
+        return web.Response(status=status, text="ok")
+
+
+async def receiver(aiohttp_server, statuses):
+    rec = Receiver(statuses)
+    app = web.Application()
+    app.router.add_post("/hooks", rec.handle)
+    server = await aiohttp_server(app, host="127.0.0.1", port=0)
+    rec.server = server
+    return rec, str(server.make_url("/hooks"))
+
+
+def record(session_factory, business, url, event="booking.rescheduled", data=None):
+    with tenant_session(session_factory, business.id) as s:
+        from portal.models import Business
+
+        row = s.get(Business, business.id)
+        row.webhook_url = url
+        delivery = webhooks_out.record_event(s, row, event, data or {"booking": "bk-1", "version": 2})
+        s.commit()
+        return delivery.id
+
+
+async def run_worker(broker, stub_worker):
+    # The receiver lives on this event loop, so wait for the worker in a thread.
+    await asyncio.to_thread(lambda: (broker.join("webhooks", timeout=20_000), stub_worker.join()))
+
+
+def test_no_url_no_delivery(db, business):
+    assert webhooks_out.record_event(db, business, "quote.approved", {"quote": "q-1"}) is None
+    assert db.scalars(select(WebhookDelivery)).all() == []
+
+
+def test_unknown_event_type_is_a_bug(db, business):
+    business.webhook_url = "https://example.com/hooks"
+    with pytest.raises(ValueError):
+        webhooks_out.record_event(db, business, "booking.exploded", {})
+
+
+def test_enqueued_only_after_commit(session_factory, business, wired):
+    with tenant_session(session_factory, business.id) as s:
+        from portal.models import Business
+
+        row = s.get(Business, business.id)
+        row.webhook_url = "https://example.com/hooks"
+        webhooks_out.record_event(s, row, "booking.cancelled", {"booking": "bk-1"})
+        s.rollback()
+    assert wired.queues["webhooks"].qsize() == 0
+    delivery_id = record(session_factory, business, "https://example.com/hooks")
+    assert wired.queues["webhooks"].qsize() == 1
+    with tenant_session(session_factory, business.id) as s:
+        assert s.get(WebhookDelivery, delivery_id).status == "pending"
+
+
+def test_signature_round_trip():
+    body = b'{"id":"evt_1"}'
+    headers = webhooks_out.signed_headers("s3cret", body, now=1_700_000_000)
+    ts, sig = headers["X-Portal-Timestamp"], headers["X-Portal-Signature"]
+    assert sig.startswith("v1=") and len(sig) == 3 + 64
+    assert webhooks_out.verify("s3cret", ts, body, sig, now=1_700_000_100)
+    assert not webhooks_out.verify("s3cret", ts, body + b" ", sig, now=1_700_000_100)  # tampered body
+    assert not webhooks_out.verify("other", ts, body, sig, now=1_700_000_100)  # wrong secret
+    assert not webhooks_out.verify("s3cret", ts, body, sig, now=1_700_001_000)  # stale
+    assert not webhooks_out.verify("s3cret", "soon", body, sig)
+
+
+async def test_500_then_200_is_retried_and_signed(aiohttp_server, session_factory, business, wired, stub_worker, db):
+    rec, url = await receiver(aiohttp_server, [500, 200])
+    delivery_id = record(session_factory, business, url, "quote.declined", {"quote": "q-7", "comment": "too dear"})
+    await run_worker(wired, stub_worker)
+
+    assert len(rec.requests) == 2
+    (h1, b1), (h2, b2) = rec.requests
+    assert b1 == b2  # the same event: the receiver can dedupe by id
+    doc = json.loads(b2)
+    assert doc["type"] == "quote.declined" and doc["data"] == {"quote": "q-7", "comment": "too dear"}
+    assert doc["id"].startswith("evt_") and doc["created_at"].endswith("Z")
+    for headers, body in rec.requests:
+        assert headers["Content-Type"] == "application/json"
+        assert webhooks_out.verify(business.webhook_secret, headers["X-Portal-Timestamp"], body,
+                                   headers["X-Portal-Signature"], now=time.time())
+    db.expire_all()
+    delivery = db.get(WebhookDelivery, delivery_id)
+    assert (delivery.status, delivery.attempts, delivery.last_status_code) == ("delivered", 2, 200)
+    assert delivery.delivered_at is not None and delivery.last_error is None
+
+
+async def test_gives_up_after_max_attempts(aiohttp_server, session_factory, business, wired, stub_worker, db):
+    rec, url = await receiver(aiohttp_server, [503])
+    delivery_id = record(session_factory, business, url)
+    await run_worker(wired, stub_worker)
+    assert len(rec.requests) == 3
+    db.expire_all()
+    delivery = db.get(WebhookDelivery, delivery_id)
+    assert (delivery.status, delivery.attempts, delivery.last_status_code) == ("failed", 3, 503)
+    assert "gave up after 3 attempts" in delivery.last_error
+
+
+async def test_client_error_is_not_retried(aiohttp_server, session_factory, business, wired, stub_worker, db):
+    rec, url = await receiver(aiohttp_server, [410])
+    delivery_id = record(session_factory, business, url)
+    await run_worker(wired, stub_worker)
+    assert len(rec.requests) == 1
+    db.expire_all()
+    delivery = db.get(WebhookDelivery, delivery_id)
+    assert (delivery.status, delivery.attempts, delivery.last_status_code) == ("failed", 1, 410)
+
+
+async def test_429_is_retried(aiohttp_server, session_factory, business, wired, stub_worker, db):
+    rec, url = await receiver(aiohttp_server, [429, 204])
+    delivery_id = record(session_factory, business, url)
+    await run_worker(wired, stub_worker)
+    db.expire_all()
+    assert db.get(WebhookDelivery, delivery_id).status == "delivered" and len(rec.requests) == 2
+
+
+async def test_connection_refused_is_retried_then_logged(aiohttp_server, session_factory, business, wired, stub_worker,
+                                                         db):
+    rec, url = await receiver(aiohttp_server, [200])
+    await rec.server.close()  # nothing listens on that port any more
+    delivery_id = record(session_factory, business, url)
+    await run_worker(wired, stub_worker)
+    db.expire_all()
+    delivery = db.get(WebhookDelivery, delivery_id)
+    assert (delivery.status, delivery.attempts, delivery.last_status_code) == ("failed", 3, None)
+    assert "ConnectionError" in delivery.last_error
+
+
+def test_redelivered_job_after_success_does_nothing(session_factory, business, wired, db):
+    delivery_id = record(session_factory, business, "http://127.0.0.1:9/never")
+    db.expire_all()
+    row = db.get(WebhookDelivery, delivery_id)
+    row.status = "delivered"
+    db.commit()
+    assert worker.attempt(delivery_id) == "delivered"
+    assert worker.attempt(999_999) == "missing"
+
+
+def test_backoff_grows_and_is_capped(monkeypatch):
+    monkeypatch.setattr(worker, "BACKOFF_BASE_S", 10)
+    assert [worker.backoff_s(n) for n in (1, 2, 3)] == [10, 20, 40]
+    assert worker.backoff_s(50) == worker.BACKOFF_MAX_S
