@@ -26,8 +26,10 @@ CHANNELS = ("email", "sms")
 class MessageType:
     name: str
     category: str
-    context: Callable | None = None  # (session, message) -> dict, see messages.types
+    context: Callable | None = None  # (session, message, settings) -> dict, see messages.types
     urgent: bool = False             # sent at once, even in quiet hours
+    ics: str | None = None           # "REQUEST" or "CANCEL": emails carry a calendar attachment
+    needs_booking: bool = False      # re-checked against the booking at send time
 
     @property
     def critical(self) -> bool:
@@ -37,13 +39,17 @@ class MessageType:
 _REGISTRY: dict[str, MessageType] = {}
 
 
-def register(name: str, category: str, *, urgent: bool = False):
+def register(name: str, category: str, *, urgent: bool = False, ics: str | None = None,
+             needs_booking: bool = False):
     """Decorator: ``@register("appointment_reminder", "reminders")`` on a context function."""
     if category not in CATEGORIES:
         raise ValueError(f"unknown category {category!r}")
+    if ics not in (None, "REQUEST", "CANCEL"):
+        raise ValueError(f"unknown calendar method {ics!r}")
 
     def decorate(fn: Callable) -> Callable:
-        _REGISTRY[name] = MessageType(name, category, fn, urgent or CATEGORIES[category][1])
+        _REGISTRY[name] = MessageType(name, category, fn, urgent or CATEGORIES[category][1], ics,
+                                      needs_booking or ics is not None)
         return fn
 
     return decorate

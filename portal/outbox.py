@@ -17,6 +17,7 @@ from sqlalchemy.orm import Session
 from messages import registry
 from messages.channels import choose_channels
 from portal.db import after_commit
+from portal.metrics import MESSAGES
 from portal.models import Booking, Customer, Message, MessageEvent, utcnow
 
 log = logging.getLogger(__name__)
@@ -40,10 +41,14 @@ def queue_notice(
 
     ``key`` names the cause (e.g. ``booking:12:v3``): the same kind, key and
     channel never make a second row, so a repeated request sends nothing twice.
+    When no channel may be used, one row is written with status "skipped" and
+    the reasons, so the operator sees why nothing went out.
     """
     mtype = registry.get(kind)
     if channels is None:
-        channels, _skipped = choose_channels(session, customer, kind)
+        channels, skipped = choose_channels(session, customer, kind)
+        if not channels:
+            return [_skipped_notice(session, mtype, customer, key, booking, params, skipped)]
     created = []
     for channel in channels:
         ikey = idempotency_key(customer.business_id, kind, key, channel)
@@ -71,6 +76,32 @@ def queue_notice(
         enqueue_after_commit(session, message.id)
         created.append(message)
     return created
+
+
+def _skipped_notice(session, mtype, customer, key, booking, params, skipped: dict[str, str]) -> Message:
+    ikey = idempotency_key(customer.business_id, mtype.name, key, "none")
+    prefix = ikey[: -len("none")]
+    # Any row for this notice (sent earlier on some channel, or skipped) means it was handled.
+    existing = session.scalar(select(Message).where(Message.idempotency_key.startswith(prefix, autoescape=True))
+                              .order_by(Message.id).limit(1))
+    if existing is not None:
+        return existing
+    reason = "; ".join(f"{channel}: {why}" for channel, why in skipped.items()) or "no channel"
+    message = Message(
+        business_id=customer.business_id, idempotency_key=ikey, kind=mtype.name, category=mtype.category,
+        channel="email", customer_id=customer.id, booking_id=booking.id if booking else None,
+        booking_version=booking.version if booking else None, recipient=customer.email or customer.phone or "",
+        locale=customer.locale or "en", params=params or {}, status="skipped", status_reason=reason,
+    )
+    try:
+        with session.begin_nested():
+            session.add(message)
+            session.flush()
+    except IntegrityError:
+        return session.scalar(select(Message).where(Message.idempotency_key == ikey))
+    session.add(MessageEvent(business_id=message.business_id, message_id=message.id, status="skipped", detail=reason))
+    after_commit(session, lambda: MESSAGES.labels(status="skipped", channel="none").inc())
+    return message
 
 
 def enqueue_after_commit(session: Session, message_id: int) -> None:

@@ -1,8 +1,340 @@
-"""Message delivery actors (issue 3 completes this)."""
+"""Message delivery: ``deliver_message(message_id)`` on the "messages" queue.
+
+One attempt per run, in three steps, with no transaction open while the
+provider is called:
+
+1. In one transaction: load the row (anything but queued, or sending with an
+   expired lease, is done already: a redelivered job does nothing); check it
+   still makes sense (booking cancelled or changed, preferences, consent,
+   suppressions -> skipped with the reason); quiet hours (wait: ``not_before``
+   plus a delayed re-enqueue; or skip when the window opens after the
+   appointment); render (a sign-in link's token is minted here); then claim
+   the row with one guarded UPDATE (status sending, a lease, attempts + 1) and
+   commit. Of two workers holding the same job, one claims, the other stops.
+2. Call the provider.
+3. Record the outcome:
+   - sent: provider id, status sent (a status callback that got there first is
+     not overwritten);
+   - ``TransientProviderError`` (429, 5xx, connection refused): back to queued and
+     retried by Dramatiq (``Retry`` with a delay: the provider's Retry-After, else
+     exponential backoff) until ``max_attempts``; then the row is failed and the
+     job raises ``DeliveryFailed`` so Dramatiq puts it in the dead-letter queue;
+   - ``PermanentProviderError``: failed at once, no retry, the contact marked
+     (21610 STOP -> suppression + phone opted out, 21211 invalid, 21614 not
+     mobile, SendGrid 400 -> email invalid);
+   - ``UnknownDeliveryError`` (timeout after the request went out): status
+     unknown, never re-sent; the provider's status callback settles it.
+
+A worker killed mid-send leaves the row "sending": the redelivered job waits
+for the lease (``SENDING_LEASE``) to end, and only re-sends if no status
+callback has settled the row by then.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from datetime import datetime, timedelta
 
 import dramatiq
+from jinja2 import TemplateError
+from sqlalchemy import and_, or_, select, update
+from sqlalchemy.exc import IntegrityError
+
+from messages import compose, quiet_hours, registry
+from messages.types import Skip
+from portal.db import system_session
+from portal.errors import PermanentProviderError, ProviderError, TransientProviderError, UnknownDeliveryError
+from portal.metrics import MESSAGES
+from portal.models import Booking, Business, Customer, Message, MessageEvent, Suppression, utcnow
+from portal.outbox import enqueue, record_status
+
+log = logging.getLogger(__name__)
+
+# A retried job arriving a little before ``not_before`` (clocks, rounding) is not held back again.
+NOT_BEFORE_SLACK = timedelta(seconds=2)
 
 
-@dramatiq.actor(queue_name="messages", max_retries=0)
+class DeliveryFailed(Exception):
+    """Retries exhausted; the row is failed and Dramatiq dead-letters the job with this error."""
+
+
+@dataclass
+class Config:
+    settings: object = None
+    session_factory: object = None
+    email_sender: object = None
+    sms_sender: object = None
+    max_attempts: int = 6
+    backoff_base_s: float = 30.0
+    backoff_max_s: float = 3600.0
+    max_delay_s: float = 12 * 3600  # longest a job waits in the broker (quiet hours, leases)
+
+
+_config = Config()
+
+
+def configure(settings=None, *, email_sender=None, sms_sender=None, session_factory=None,
+              max_attempts: int | None = None, backoff_base_s: float | None = None) -> None:
+    """Set what the actor uses; anything not given is built from the environment on first use."""
+    if settings is not None:
+        _config.settings = settings
+    if email_sender is not None:
+        _config.email_sender = email_sender
+    if sms_sender is not None:
+        _config.sms_sender = sms_sender
+    if session_factory is not None:
+        _config.session_factory = session_factory
+    if max_attempts is not None:
+        _config.max_attempts = max_attempts
+    if backoff_base_s is not None:
+        _config.backoff_base_s = backoff_base_s
+
+
+def reset() -> None:
+    """Forget everything configured (tests)."""
+    global _config
+    _config = Config()
+
+
+def _settings():
+    if _config.settings is None:
+        from portal.settings import load_settings
+
+        _config.settings = load_settings()
+    return _config.settings
+
+
+def _factory():
+    if _config.session_factory is None:
+        from portal.db import make_engine, make_session_factory
+
+        _config.session_factory = make_session_factory(make_engine(_settings().database_url))
+    return _config.session_factory
+
+
+def _sender(channel: str):
+    from messages.providers import factory
+
+    if channel == "email":
+        if _config.email_sender is None:
+            _config.email_sender = factory.email_sender(_settings())
+        return _config.email_sender
+    if _config.sms_sender is None:
+        _config.sms_sender = factory.sms_sender(_settings())
+    return _config.sms_sender
+
+
+def backoff_s(attempts: int, retry_after: float | None = None) -> float:
+    """Delay before the next attempt: the provider's Retry-After if it gave one, else exponential."""
+    if retry_after is not None and retry_after >= 0:
+        return min(float(retry_after), _config.backoff_max_s)
+    return min(_config.backoff_base_s * (2 ** max(attempts - 1, 0)), _config.backoff_max_s)
+
+
+def _retry_when(retries: int, exc: BaseException) -> bool:
+    if isinstance(exc, DeliveryFailed):
+        return False  # -> dead-letter queue
+    if isinstance(exc, dramatiq.Retry):
+        return retries < _config.max_attempts + 2  # the row's attempt count is the real bound
+    return retries < 5  # database down and the like: Dramatiq's own backoff
+
+
+def _later(message_id: int, seconds: float) -> None:
+    seconds = max(1.0, min(seconds, _config.max_delay_s))
+    enqueue(message_id, delay_ms=int(seconds * 1000))
+
+
+def _finish(session, message: Message, status: str, detail: str | None) -> str:
+    record_status(session, message, status, detail)
+    message.lease_until = None
+    session.commit()
+    MESSAGES.labels(status=status, channel=message.channel).inc()
+    return status
+
+
+def _local(moment: datetime, tz) -> str:
+    return moment.astimezone(tz).strftime("%Y-%m-%d %H:%M %Z")
+
+
+def _quiet_hours(session, message: Message, now: datetime) -> tuple[str, datetime] | None:
+    """("wait", until) or ("skip", until) when quiet hours hold this SMS back; None to send now."""
+    customer = session.get(Customer, message.customer_id)
+    business = session.get(Business, message.business_id)
+    opens = quiet_hours.next_open(now, quiet_hours.zone(customer.timezone, business.timezone), business)
+    if opens is None:
+        return None
+    booking = session.get(Booking, message.booking_id) if message.booking_id else None
+    if booking is not None and opens >= booking.starts_at:
+        return "skip", opens
+    return "wait", opens
+
+
+def deliver(message_id: int) -> str:
+    """One delivery attempt; returns the row's status afterwards (tests read it)."""
+    settings = _settings()
+    factory = _factory()
+    now = utcnow()
+
+    # 1. Check, render and claim, in one transaction.
+    with system_session(factory) as session:
+        message = session.get(Message, message_id)
+        if message is None:
+            return "missing"
+        if message.status == "sending" and message.lease_until is not None and message.lease_until > now:
+            # Another worker holds it, or died holding it: look again when the lease ends.
+            _later(message_id, (message.lease_until - now).total_seconds() + 1)
+            return "sending"
+        if message.status not in ("queued", "sending"):
+            return message.status  # sent, failed, skipped...: a redelivered job does nothing
+
+        reason = compose.stale_reason(session, message, now)
+        if reason:
+            return _finish(session, message, "skipped", reason)
+
+        mtype = registry.get(message.kind)
+        if message.channel == "sms" and not mtype.urgent:
+            held = _quiet_hours(session, message, now)
+            if held is not None:
+                action, opens = held
+                tz = quiet_hours.zone(message.customer.timezone, message.customer.business.timezone)
+                if action == "skip":
+                    return _finish(session, message, "skipped",
+                                   f"quiet hours until {_local(opens, tz)}, after the appointment")
+                if message.not_before != opens:
+                    message.not_before = opens
+                    record_status(session, message, "queued", f"quiet hours: waiting until {_local(opens, tz)}")
+                session.commit()
+                _later(message_id, (opens - now).total_seconds())
+                return "queued"
+        if message.not_before is not None and message.not_before > now + NOT_BEFORE_SLACK:
+            session.rollback()
+            _later(message_id, (message.not_before - now).total_seconds())
+            return "queued"
+
+        try:
+            outgoing, _rendered = compose.compose(session, message, settings)
+        except Skip as exc:
+            session.rollback()
+            message = session.get(Message, message_id)
+            return _finish(session, message, "skipped", str(exc))
+        except (TemplateError, LookupError, ValueError) as exc:
+            log.exception("message %s could not be rendered", message_id)
+            session.rollback()
+            message = session.get(Message, message_id)
+            return _finish(session, message, "failed", f"could not render: {type(exc).__name__}: {exc}"[:1000])
+
+        claimed = session.execute(
+            update(Message)
+            .where(Message.id == message_id,
+                   or_(Message.status == "queued",
+                       and_(Message.status == "sending",
+                            or_(Message.lease_until.is_(None), Message.lease_until <= now))))
+            .values(status="sending", lease_until=now + timedelta(seconds=settings.sending_lease_s),
+                    attempts=Message.attempts + 1, updated_at=now)
+            .execution_options(synchronize_session=False)
+        )
+        if claimed.rowcount != 1:
+            session.rollback()  # another worker got there first (and the token minted above is dropped)
+            return "claimed elsewhere"
+        session.refresh(message)
+        attempt = message.attempts
+        session.add(MessageEvent(business_id=message.business_id, message_id=message.id, status="sending",
+                                 detail=f"attempt {attempt}"))
+        channel = message.channel
+        session.commit()
+
+    # 2. The provider, with no transaction open.
+    sender = _sender(channel)
+    result, error = None, None
+    try:
+        result = sender.send_email(outgoing) if channel == "email" else sender.send_sms(outgoing)
+    except (TransientProviderError, PermanentProviderError, UnknownDeliveryError) as exc:
+        error = exc
+    except ProviderError as exc:
+        error = TransientProviderError(str(exc), code=exc.code, retry_after=exc.retry_after)
+    except Exception as exc:  # an adapter bug or an unwrapped network error: retry, bounded
+        log.exception("provider %s raised unexpectedly for message %s", getattr(sender, "name", "?"), message_id)
+        error = TransientProviderError(f"{type(exc).__name__}: {exc}")
+
+    # 3. Record the outcome.
+    with system_session(factory) as session:
+        message = session.get(Message, message_id)
+        provider = getattr(sender, "name", None)
+        if result is not None:
+            return _record_sent(session, message, result)
+        detail = f"{type(error).__name__}: {error}" + (f" (code {error.code})" if error.code is not None else "")
+        detail = detail[:1000]
+        if isinstance(error, PermanentProviderError):
+            message.provider = provider
+            mark_contact(session, message, error.code)
+            return _finish(session, message, "failed", detail)
+        if isinstance(error, UnknownDeliveryError):
+            message.provider = provider
+            return _finish(session, message, "unknown", f"{detail}; not re-sent, waiting for the provider's callback")
+        if message.status != "sending":
+            session.commit()  # a callback settled it meanwhile
+            return message.status
+        if attempt >= _config.max_attempts:
+            _finish(session, message, "failed", f"gave up after {attempt} attempts: {detail}")
+            raise DeliveryFailed(f"message {message_id}: gave up after {attempt} attempts: {detail}")
+        delay = backoff_s(attempt, error.retry_after)
+        message.not_before = utcnow() + timedelta(seconds=delay)
+        message.lease_until = None
+        record_status(session, message, "queued", f"attempt {attempt} failed: {detail}; retrying in {delay:.0f}s")
+        session.commit()
+    raise dramatiq.Retry(f"message {message_id}: {detail}", delay=int(delay * 1000))
+
+
+def _record_sent(session, message: Message, result) -> str:
+    message.provider = result.provider
+    message.provider_id = result.provider_id
+    message.sent_at = utcnow()
+    message.lease_until = None
+    message.not_before = None
+    detail = f"{result.provider} {result.provider_id}"
+    if message.status == "sending":
+        return _finish(session, message, "sent", detail)
+    # A delivery callback got here before us: keep its (later) status, log the send.
+    session.add(MessageEvent(business_id=message.business_id, message_id=message.id, status="sent", detail=detail))
+    session.commit()
+    MESSAGES.labels(status="sent", channel=message.channel).inc()
+    return message.status
+
+
+# Provider error codes that say something about the contact, not the message.
+SMS_CODES = {"21610": "opted_out", "21211": "invalid", "21614": "not_mobile"}
+EMAIL_CODES = {"400": "invalid"}
+
+
+def mark_contact(session, message: Message, code) -> None:
+    """Remember what a permanent error taught us about the address, so we stop using it."""
+    code = str(code) if code is not None else ""
+    customer = session.get(Customer, message.customer_id) if message.customer_id else None
+    if message.channel == "sms" and code in SMS_CODES:
+        if code == "21610":
+            _suppress(session, message.business_id, "sms", message.recipient, "stop")
+        if customer is not None and customer.phone == message.recipient:
+            customer.phone_status = SMS_CODES[code]
+    elif message.channel == "email" and code in EMAIL_CODES:
+        if customer is not None and (customer.email or "").lower() == message.recipient.lower():
+            customer.email_status = EMAIL_CODES[code]
+
+
+def _suppress(session, business_id: int, channel: str, address: str, reason: str) -> None:
+    if not address:
+        return
+    exists = session.scalar(select(Suppression.id).where(
+        Suppression.business_id == business_id, Suppression.channel == channel, Suppression.address == address))
+    if exists:
+        return
+    try:
+        with session.begin_nested():
+            session.add(Suppression(business_id=business_id, channel=channel, address=address, reason=reason))
+    except IntegrityError:  # the inbound STOP webhook recorded it at the same moment
+        pass
+
+
+@dramatiq.actor(queue_name="messages", max_retries=20, retry_when=_retry_when, time_limit=120_000)
 def deliver_message(message_id: int) -> None:
-    pass
+    deliver(message_id)
