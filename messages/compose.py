@@ -10,12 +10,9 @@ from datetime import datetime
 from sqlalchemy.orm import Session
 
 from messages import channels, ics, links, registry
-from messages.providers.base import Email, Sms
+from messages.providers.base import MESSAGE_ID_ARG, Email, Sms
 from messages.render import Rendered, render
 from portal.models import Booking, Business, Customer, Message
-
-STATUS_CALLBACK_PATH = "/webhooks/twilio/status"
-
 
 def stale_reason(session: Session, message: Message, now: datetime) -> str | None:
     """Why a queued message must not go out any more (None: it still should).
@@ -85,10 +82,9 @@ def compose(session: Session, message: Message, settings) -> tuple[Email | Sms, 
     message.recipient = channels.address(customer, message.channel) or ""
     rendered = render(message.kind, message.channel, message.locale, context(session, message, settings))
     if message.channel == "sms":
-        return Sms(
-            to=message.recipient, body=rendered.sms or "", sender=settings.twilio_from_number,
-            status_callback=f"{settings.public_base_url}{STATUS_CALLBACK_PATH}?message_id={message.id}",
-        ), rendered
+        # The Twilio adapter turns message_id into its StatusCallback URL.
+        return Sms(to=message.recipient, body=rendered.sms or "", sender=settings.twilio_from_number,
+                   message_id=message.id), rendered
     headers = {}
     if not mtype.critical:
         # RFC 8058 one-click unsubscribe: mail clients POST to the URL.
@@ -101,6 +97,5 @@ def compose(session: Session, message: Message, settings) -> tuple[Email | Sms, 
         to=message.recipient, subject=rendered.subject or "", text=rendered.text or "", html=rendered.html,
         sender=settings.sendgrid_from_email, sender_name=business.name, reply_to=business.support_email,
         headers=headers, categories=[message.kind, message.category],
-        custom_args={"message_id": str(message.id), "business_id": str(message.business_id)},
-        attachments=attachments,
+        custom_args={MESSAGE_ID_ARG: str(message.id)}, attachments=attachments, message_id=message.id,
     ), rendered

@@ -38,15 +38,14 @@ from datetime import datetime, timedelta
 
 import dramatiq
 from jinja2 import TemplateError
-from sqlalchemy import and_, or_, select, update
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy import and_, or_, update
 
 from messages import compose, quiet_hours, registry
 from messages.types import Skip
 from portal.db import system_session
 from portal.errors import PermanentProviderError, ProviderError, TransientProviderError, UnknownDeliveryError
 from portal.metrics import MESSAGES
-from portal.models import Booking, Business, Customer, Message, MessageEvent, Suppression, utcnow
+from portal.models import Booking, Business, Customer, Message, MessageEvent, utcnow
 from portal.outbox import enqueue, record_status
 
 log = logging.getLogger(__name__)
@@ -302,37 +301,21 @@ def _record_sent(session, message: Message, result) -> str:
     return message.status
 
 
-# Provider error codes that say something about the contact, not the message.
-SMS_CODES = {"21610": "opted_out", "21211": "invalid", "21614": "not_mobile"}
-EMAIL_CODES = {"400": "invalid"}
-
-
 def mark_contact(session, message: Message, code) -> None:
-    """Remember what a permanent error taught us about the address, so we stop using it."""
-    code = str(code) if code is not None else ""
-    customer = session.get(Customer, message.customer_id) if message.customer_id else None
-    if message.channel == "sms" and code in SMS_CODES:
-        if code == "21610":
-            _suppress(session, message.business_id, "sms", message.recipient, "stop")
-        if customer is not None and customer.phone == message.recipient:
-            customer.phone_status = SMS_CODES[code]
-    elif message.channel == "email" and code in EMAIL_CODES:
-        if customer is not None and (customer.email or "").lower() == message.recipient.lower():
-            customer.email_status = EMAIL_CODES[code]
+    """Remember what a permanent error taught us about the address, so we stop using it.
 
+    Same trace as the webhooks leave (``messages.providers.feedback``): 21610 suppresses
+    the number (reason "stop") and opts it out; 21211 / 21614 mark it invalid / not
+    mobile; a SendGrid 400 marks the address invalid.
+    """
+    from messages.providers import feedback
 
-def _suppress(session, business_id: int, channel: str, address: str, reason: str) -> None:
-    if not address:
+    if not message.recipient:
         return
-    exists = session.scalar(select(Suppression.id).where(
-        Suppression.business_id == business_id, Suppression.channel == channel, Suppression.address == address))
-    if exists:
-        return
-    try:
-        with session.begin_nested():
-            session.add(Suppression(business_id=business_id, channel=channel, address=address, reason=reason))
-    except IntegrityError:  # the inbound STOP webhook recorded it at the same moment
-        pass
+    if message.channel == "sms":
+        feedback.mark_phone(session, message.business_id, message.recipient, code)
+    elif message.channel == "email" and str(code) == "400":
+        feedback.mark_email(session, message.business_id, message.recipient, "invalid", "invalid")
 
 
 @dramatiq.actor(queue_name="messages", max_retries=20, retry_when=_retry_when, time_limit=120_000)
