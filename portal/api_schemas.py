@@ -256,6 +256,18 @@ class QuietHours(Strict):
     end: HHMM = "08:00"
 
 
+class QuietHoursIn(QuietHours):
+    """No non-urgent texts in this window; it may only grow beyond 21:00-08:00 (see messages.quiet_hours)."""
+
+    @model_validator(mode="after")
+    def _within_limits(self):
+        if not "12:00" <= self.start <= "21:00":
+            raise ValueError("start: must be between 12:00 and 21:00 (quiet hours never shrink)")
+        if not "08:00" <= self.end <= "12:00":
+            raise ValueError("end: must be between 08:00 and 12:00 (quiet hours never shrink)")
+        return self
+
+
 class SettingsIn(Strict):
     """Every field is optional: only the fields given change."""
 
@@ -280,7 +292,7 @@ class SettingsIn(Strict):
     booking_horizon_days: Annotated[int, Field(ge=1, le=730)] | None = None
     reminder_offsets: Annotated[list[Annotated[int, Field(ge=1, le=30 * 24 * 60)]], Field(max_length=5)] | None = \
         Field(None, description="Minutes before the appointment")
-    quiet_hours: QuietHours | None = None
+    quiet_hours: QuietHoursIn | None = None
     auto_invite: bool | None = None
     embed_origins: Annotated[list[Origin], Field(max_length=20)] | None = None
     webhook_url: Url | None = None
@@ -510,8 +522,8 @@ def field_errors(exc: PydanticValidationError) -> dict[str, str]:
             msg = str(err.get("ctx", {}).get("error", msg))
             # Cross-field checks name their own field ("ends_at: must be after starts_at").
             head, sep, tail = msg.partition(": ")
-            if sep and re.match(r"^[a-z_][a-z0-9_.]*$", head) and path == "body":
-                path, msg = head, tail
+            if sep and re.match(r"^[a-z_][a-z0-9_.]*$", head):
+                path, msg = (head if path == "body" else f"{path}.{head}"), tail
         fields.setdefault(path, msg)
     return fields
 

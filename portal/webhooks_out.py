@@ -21,7 +21,9 @@ import json
 import logging
 import time
 import uuid
+from datetime import timedelta
 
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from portal.db import after_commit
@@ -75,6 +77,18 @@ def enqueue(delivery_id: int, *, delay_ms: int | None = None) -> None:
             deliver_webhook.send(delivery_id)
     except Exception:  # the row stays pending; the sweeper re-enqueues pending deliveries
         log.warning("could not enqueue webhook delivery %s", delivery_id, exc_info=True)
+
+
+def redeliver_overdue(session: Session, *, grace_s: int = 600, limit: int = 500) -> int:
+    """Re-enqueue pending deliveries whose next attempt is ``grace_s`` overdue (a lost
+    enqueue, a worker killed mid-attempt). For the scheduler's housekeeping; a system session."""
+    cutoff = utcnow() - timedelta(seconds=grace_s)
+    ids = session.scalars(select(WebhookDelivery.id).where(
+        WebhookDelivery.status == "pending", WebhookDelivery.next_attempt_at <= cutoff)
+        .order_by(WebhookDelivery.id).limit(limit)).all()
+    for delivery_id in ids:
+        enqueue(delivery_id)
+    return len(ids)
 
 
 def body_for(delivery: WebhookDelivery) -> bytes:

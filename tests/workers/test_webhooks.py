@@ -183,3 +183,17 @@ def test_backoff_grows_and_is_capped(monkeypatch):
     monkeypatch.setattr(worker, "BACKOFF_BASE_S", 10)
     assert [worker.backoff_s(n) for n in (1, 2, 3)] == [10, 20, 40]
     assert worker.backoff_s(50) == worker.BACKOFF_MAX_S
+
+
+def test_overdue_pending_deliveries_are_enqueued_again(session_factory, business, wired, db):
+    from datetime import timedelta
+
+    from portal.models import utcnow
+
+    delivery_id = record(session_factory, business, "https://example.com/hooks")
+    wired.flush_all()
+    assert webhooks_out.redeliver_overdue(db) == 0  # just queued: not overdue
+    db.get(WebhookDelivery, delivery_id).next_attempt_at = utcnow() - timedelta(hours=1)
+    db.commit()
+    assert webhooks_out.redeliver_overdue(db) == 1
+    assert wired.queues["webhooks"].qsize() == 1

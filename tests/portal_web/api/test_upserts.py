@@ -214,7 +214,7 @@ async def test_quote_ready_once(api, db, catalogue):
 
 async def test_settings(api, biz):
     body = {"portal_enabled": False, "show_invoices": False, "allow_cancel": False, "cancel_min_notice_minutes": 120,
-            "reminder_offsets": [60, 1440, 60], "quiet_hours": {"start": "22:00", "end": "07:30"},
+            "reminder_offsets": [60, 1440, 60], "quiet_hours": {"start": "20:00", "end": "09:30"},
             "auto_invite": True, "embed_origins": ["https://WWW.Example.com"],
             "webhook_url": "https://booking.example.com/hooks",
             "branding": {"name": "Renamed", "primary_color": "#112233", "support_email": "help@example.com"}}
@@ -222,7 +222,7 @@ async def test_settings(api, biz):
     assert status == 200
     assert out["portal_enabled"] is False and out["show_invoices"] is False and out["allow_cancel"] is False
     assert out["reminder_offsets"] == [1440, 60]
-    assert out["quiet_hours"] == {"start": "22:00", "end": "07:30"}
+    assert out["quiet_hours"] == {"start": "20:00", "end": "09:30"}
     assert out["embed_origins"] == ["https://www.example.com"]
     assert out["branding"]["name"] == "Renamed" and out["branding"]["primary_color"] == "#112233"
     assert out["webhook_secret"]  # to verify our webhooks

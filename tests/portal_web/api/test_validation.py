@@ -70,6 +70,8 @@ async def test_malformed_json(api, db, biz):
     ("/settings", {"embed_origins": ["https://x.example/path"]}, "embed_origins.0", "origin"),
     ("/settings", {"branding": {"primary_color": "blue"}}, "branding.primary_color", "pattern"),
     ("/settings", {"quiet_hours": {"start": "25:00"}}, "quiet_hours.start", "pattern"),
+    ("/settings", {"quiet_hours": {"start": "22:00"}}, "quiet_hours.start", "never shrink"),
+    ("/settings", {"quiet_hours": {"end": "07:00"}}, "quiet_hours.end", "never shrink"),
     ("/settings", {"portal_enabled": None}, "portal_enabled", "must not be null"),
     ("/settings", {"reminder_offsets": [0]}, "reminder_offsets.0", "greater than or equal to 1"),
 ])
