@@ -21,6 +21,10 @@ def make_jinja() -> Environment:
         lstrip_blocks=True,
     )
     env.install_null_translations(newstyle=True)
+    # Dates and money in the page's language and timezone (``locale``/``tz`` in the context).
+    from portal_web.i18n import install_filters
+
+    install_filters(env)
     return env
 
 

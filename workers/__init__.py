@@ -8,4 +8,4 @@ from portal.broker import setup_broker
 
 broker = setup_broker()
 
-from workers import bulk, messaging, webhooks  # noqa: E402,F401  (declare the actors)
+from workers import bulk, messaging, signin, webhooks  # noqa: E402,F401  (declare the actors)

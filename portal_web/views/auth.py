@@ -1,7 +1,234 @@
-"""auth views (see the issue that owns it)."""
+"""Sign-in by magic link, sign-out and the dashboard.
+
+    GET/POST /{slug}/signin      ask for a link (English)
+    GET/POST /{slug}/connexion   the same, in French
+    GET/HEAD /{slug}/link/{token}  "Continue as j•••@example.com": shows, never uses, the link
+    POST     /{slug}/link/{token}  uses the link up (atomically) and starts a session
+    POST     /{slug}/signout     ends the session on the server
+    GET      /{slug}/ and /{slug}/dashboard   the signed-in home page
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import uuid
 
 from aiohttp import web
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session, selectinload
+
+from portal import tokens
+from portal.errors import ValidationError
+from portal.metrics import SIGNINS
+from portal.models import Booking, Customer, Invoice, Quote, utcnow
+from portal_web import csrf, ratelimit
+from portal_web.db import in_tenant
+from portal_web.i18n import gettext
+from portal_web.keys import BUSINESS, CUSTOMER, LOCALE, REDIS, SETTINGS
+from portal_web.sessions import (
+    COOKIE,
+    clear_session_cookie,
+    create_session,
+    current_session,
+    destroy_session,
+    login_required,
+    set_session_cookie,
+)
+from portal_web.shell import SIGNIN_PATHS, load_business, negotiate_locale, render_portal, signin_path
+
+log = logging.getLogger(__name__)
+SLUG = r"{slug:[a-z0-9][a-z0-9-]{0,63}}"
+NO_REFERRER = {"Referrer-Policy": "no-referrer", "Cache-Control": "no-store"}
+
+
+def mask_email(email: str) -> str:
+    local, _, domain = email.partition("@")
+    return f"{local[:1]}•••@{domain}"
+
+
+def mask_phone(phone: str) -> str:
+    return f"•••-•••-{phone[-4:]}" if len(phone) >= 4 else "•••"
+
+
+def masked_identity(customer: Customer) -> str:
+    if customer.email:
+        return mask_email(customer.email)
+    return mask_phone(customer.phone or "")
+
+
+def _signin_context(request: web.Request, business, locale: str, **extra) -> dict:
+    return {
+        "csrf_token": csrf.signin_form_token(request, business.id),
+        "form_action": signin_path(business.slug, locale),
+        "languages": [{"code": code, "name": name, "href": signin_path(business.slug, code), "current": code == locale}
+                      for code, name in (("en", "English"), ("fr", "Français"))],
+        "ttl_minutes": request.app[SETTINGS].signin_token_ttl_s // 60,
+        **extra,
+    }
+
+
+# --- asking for a link ---
+
+def signin_page(locale: str):
+    async def get(request: web.Request) -> web.StreamResponse:
+        business = await load_business(request)
+        if await current_session(request) is not None:
+            raise web.HTTPSeeOther(f"/{business.slug}/")
+        return render_portal(request, "portal/signin.html", _signin_context(request, business, locale),
+                             locale=locale)
+
+    async def post(request: web.Request) -> web.StreamResponse:
+        business = await load_business(request)
+        request[LOCALE] = locale
+        await csrf.verify(request, csrf.signin_form_token(request, business.id))
+        form = await request.post()
+        raw = form.get("identifier") if isinstance(form.get("identifier"), str) else ""
+        from workers.signin import parse_identifier, request_signin_link
+
+        try:
+            parse_identifier(raw)
+        except ValidationError as exc:
+            # Depends on what was typed only, never on whether it is a customer's.
+            return render_portal(request, "portal/signin.html", _signin_context(
+                request, business, locale, error=gettext(locale, str(exc)), identifier=raw.strip()[:254]),
+                status=422, locale=locale)
+        settings = request.app[SETTINGS]
+        _kind, value = parse_identifier(raw)
+        allowed = await ratelimit.allow_signin_request(request.app[REDIS], settings, business.id,
+                                                       request.remote, value)
+        if allowed:
+            try:
+                # A push onto the queue: the same work whether or not the customer exists.
+                await asyncio.get_running_loop().run_in_executor(
+                    None, lambda: request_signin_link.send(business.id, value, locale, uuid.uuid4().hex))
+            except Exception:
+                log.warning("could not enqueue a sign-in link request", exc_info=True)
+        SIGNINS.labels(outcome="link_requested" if allowed else "rate_limited").inc()
+        # Identical for every identifier: no echo of what was typed, no token, no cookie.
+        return render_portal(request, "portal/signin_sent.html", _signin_context(request, business, locale,
+                             csrf_token=""), locale=locale)
+
+    return get, post
+
+
+# --- using a link ---
+
+def _invalid_link(request: web.Request, business, locale: str) -> web.Response:
+    resp = render_portal(request, "portal/link_invalid.html", _signin_context(request, business, locale),
+                         status=410, locale=locale)
+    resp.headers.update(NO_REFERRER)
+    return resp
+
+
+async def link_get(request: web.Request) -> web.StreamResponse:
+    """Shows who the link signs in; GET and HEAD never use it up (mail scanners follow links)."""
+    business = await load_business(request)
+    raw = request.match_info["token"]
+
+    def peek(db: Session):
+        token = tokens.peek(db, business.id, raw)
+        if token is None:
+            return None
+        return db.get(Customer, token.customer_id), token.purpose
+
+    found = await in_tenant(request.app, business.id, peek)
+    if found is None or found[0] is None:
+        return _invalid_link(request, business, negotiate_locale(request))
+    customer, purpose = found
+    locale = negotiate_locale(request, customer=customer)
+    resp = render_portal(request, "portal/link.html", {
+        "identity": masked_identity(customer), "purpose": purpose,
+        "csrf_token": csrf.link_form_token(request, business.id, raw), "form_action": request.path,
+    }, locale=locale)
+    resp.headers.update(NO_REFERRER)
+    return resp
+
+
+async def link_post(request: web.Request) -> web.StreamResponse:
+    """Uses the link up and signs in; of two simultaneous POSTs exactly one gets a session."""
+    business = await load_business(request)
+    raw = request.match_info["token"]
+    await csrf.verify(request, csrf.link_form_token(request, business.id, raw))
+    settings = request.app[SETTINGS]
+    old_cookie = request.cookies.get(COOKIE)
+
+    def sign_in(db: Session):
+        token = tokens.consume(db, business.id, raw)
+        if token is None:
+            return None
+        # No fixation: whatever session id the browser brought is destroyed, never reused.
+        destroy_session(db, old_cookie)
+        session_id, _row = create_session(db, business.id, token.customer_id, settings)
+        return session_id, db.get(Customer, token.customer_id), token.purpose
+
+    result = await in_tenant(request.app, business.id, sign_in)
+    if result is None:
+        SIGNINS.labels(outcome="invalid_link").inc()
+        return _invalid_link(request, business, negotiate_locale(request))
+    session_id, customer, purpose = result
+    SIGNINS.labels(outcome="success").inc()
+    resp = web.Response(status=303, headers={"Location": f"/{business.slug}/", **NO_REFERRER})
+    set_session_cookie(resp, session_id, business.slug, settings)
+    return resp
+
+
+# --- signed in ---
+
+@login_required
+async def signout(request: web.Request) -> web.StreamResponse:
+    business = request[BUSINESS]
+    raw = request.cookies.get(COOKIE)
+    await in_tenant(request.app, business.id, lambda db: destroy_session(db, raw))
+    resp = web.Response(status=303, headers={"Location": signin_path(business.slug, request[LOCALE]),
+                                             "Cache-Control": "no-store"})
+    clear_session_cookie(resp, business.slug, request.app[SETTINGS])
+    SIGNINS.labels(outcome="signed_out").inc()
+    return resp
+
+
+@login_required
+async def dashboard(request: web.Request) -> web.StreamResponse:
+    business = request[BUSINESS]
+    customer = request[CUSTOMER]
+    now = utcnow()
+    today = now.date()
+
+    def load(db: Session) -> dict:
+        upcoming = db.scalars(
+            select(Booking).where(Booking.customer_id == customer.id, Booking.status == "scheduled",
+                                  Booking.ends_at >= now)
+            .options(selectinload(Booking.service), selectinload(Booking.provider))
+            .order_by(Booking.starts_at).limit(3)).all()
+        data = {"upcoming": list(upcoming), "open_invoices": 0, "pending_quotes": 0}
+        if business.show_invoices:
+            invoices = db.scalars(select(Invoice).where(
+                Invoice.customer_id == customer.id,
+                Invoice.payment_status.in_(("unpaid", "partially_paid")))).all()
+            data["open_invoices"] = len(invoices)
+            data["overdue_invoices"] = sum(1 for i in invoices if i.status_on(today) == "overdue")
+        if business.show_quotes:
+            data["pending_quotes"] = db.scalar(select(func.count(Quote.id)).where(
+                Quote.customer_id == customer.id, Quote.status == "pending")) or 0
+        return data
+
+    data = await in_tenant(request.app, business.id, load)
+    return render_portal(request, "portal/dashboard.html", data)
+
+
+async def business_root(request: web.Request) -> web.StreamResponse:
+    business = await load_business(request)
+    raise web.HTTPMovedPermanently(f"/{business.slug}/")
 
 
 def setup(app: web.Application) -> None:
-    pass
+    for locale, segment in SIGNIN_PATHS.items():
+        get, post = signin_page(locale)
+        app.router.add_get(f"/{SLUG}/{segment}", get, name=f"signin_{locale}")
+        app.router.add_post(f"/{SLUG}/{segment}", post)
+    app.router.add_get(f"/{SLUG}/link/{{token}}", link_get, name="link")
+    app.router.add_post(f"/{SLUG}/link/{{token}}", link_post)
+    app.router.add_post(f"/{SLUG}/signout", signout, name="signout")
+    app.router.add_get(f"/{SLUG}/", dashboard, name="dashboard")
+    app.router.add_get(f"/{SLUG}/dashboard", dashboard)
+    app.router.add_get(f"/{SLUG}", business_root)
