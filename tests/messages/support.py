@@ -63,3 +63,7 @@ def drain(broker, queue: str = "messages") -> None:
         broker.join(queue, fail_fast=False, timeout=30_000)
     finally:
         worker.stop()
+        # A stopped worker leaves its middleware on the broker; the next one would warn about it.
+        for middleware in list(broker.middleware):
+            if getattr(middleware, "worker", None) is worker:
+                broker.middleware.remove(middleware)
