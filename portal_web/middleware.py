@@ -26,6 +26,16 @@ def error_response(request: web.Request, status: int, message: str, fields: dict
         if fields:
             body["fields"] = fields
         return web.json_response(body, status=status)
+    from portal_web.keys import BUSINESS
+
+    if request.get(BUSINESS) is not None:
+        # A portal page: the business's branded shell, in the page's language.
+        from portal_web.shell import render_portal
+
+        return render_portal(request, "portal/error.html", {"status": status, "title": TITLES.get(status, "Error"),
+                                                            "message": message}, status=status)
+    if status == 404:
+        return render(request, "portal/notfound.html", {"message": message}, status=404)
     return render(request, "error.html", {"status": status, "title": TITLES.get(status, "Error"),
                                           "message": message}, status=status)
 
@@ -52,12 +62,22 @@ async def errors(request: web.Request, handler):
         return error_response(request, 500, TITLES[500])
 
 
+def content_security_policy(request: web.Request) -> str:
+    """Portal pages may be framed only by their business's embed origins; everything else by no one."""
+    from portal_web.branding import embed_origins
+    from portal_web.keys import BUSINESS
+
+    business = request.get(BUSINESS)
+    ancestors = (" ".join(embed_origins(business)) if business is not None else "") or "'none'"
+    return ("default-src 'self'; img-src 'self' data: https:; style-src 'self' 'unsafe-inline'; "
+            f"frame-ancestors {ancestors}; base-uri 'none'; form-action 'self'")
+
+
 @web.middleware
 async def security_headers(request: web.Request, handler):
     resp = await handler(request)
     resp.headers.setdefault("X-Content-Type-Options", "nosniff")
-    resp.headers.setdefault("Content-Security-Policy", "default-src 'self'; img-src 'self' data: https:; "
-                            "style-src 'self' 'unsafe-inline'; frame-ancestors 'none'; base-uri 'none'; form-action 'self'")
+    resp.headers.setdefault("Content-Security-Policy", content_security_policy(request))
     resp.headers.setdefault("Referrer-Policy", "same-origin")
     return resp
 

@@ -35,3 +35,37 @@ async def sign_in(client, db, customer) -> str:
     home = await client.get(f"/{customer.business.slug}/")
     assert home.status == 200, await home.text()
     return csrf_from(await home.text())
+
+
+def drain_signin_requests(broker, session_factory) -> int:
+    """Run the queued ``request_signin_link`` actors in this thread (as a worker would).
+
+    Other queued messages (``deliver_message``...) are dropped: these tests look at the
+    outbox rows, not at delivery. Returns how many sign-in requests were run.
+    """
+    import dramatiq
+
+    import workers.signin as signin_worker
+
+    signin_worker.configure(session_factory=session_factory)
+    queue = broker.queues.get("messages")
+    pending = []
+    while queue is not None and not queue.empty():
+        pending.append(queue.get_nowait())
+        queue.task_done()
+    ran = 0
+    for raw in pending:
+        message = dramatiq.Message.decode(raw)
+        if message.actor_name == "request_signin_link":
+            signin_worker.request_signin_link.fn(*message.args, **message.kwargs)
+            ran += 1
+    return ran
+
+
+def queued_signin_requests(broker) -> int:
+    import dramatiq
+
+    queue = broker.queues.get("messages")
+    if queue is None:
+        return 0
+    return sum(1 for raw in list(queue.queue) if dramatiq.Message.decode(raw).actor_name == "request_signin_link")
