@@ -50,14 +50,24 @@ def allowed_origins(request: web.Request) -> set[str]:
 def check_origin(request: web.Request) -> None:
     """Refuse a request whose Origin (or, failing that, Referer) is another site.
 
-    Browsers send Origin on every cross-site POST; a client sending neither
-    header is not a browser being tricked, and still needs the token.
+    Browsers send Origin on every cross-site POST. A page served with
+    ``Referrer-Policy: no-referrer`` (the link page) makes Chromium send
+    ``Origin: null``; then the browser-set ``Sec-Fetch-Site`` header, which a
+    page cannot forge, must say ``same-origin``. A client sending none of these
+    headers is not a browser being tricked, and still needs the token.
     """
     origin = request.headers.get("Origin")
-    if origin is not None:
-        if origin == "null" or _origin_of(origin) not in allowed_origins(request):
+    fetch_site = request.headers.get("Sec-Fetch-Site")
+    if origin is not None and origin != "null":
+        if _origin_of(origin) not in allowed_origins(request):
             raise CsrfError("This form was sent from another site.")
         return
+    if fetch_site is not None:
+        if fetch_site not in ("same-origin", "none"):
+            raise CsrfError("This form was sent from another site.")
+        return
+    if origin == "null":  # a sandboxed frame or an opaque origin, with no Sec-Fetch-Site to vouch for it
+        raise CsrfError("This form was sent from another site.")
     referer = request.headers.get("Referer")
     if referer and _origin_of(referer) not in allowed_origins(request):
         raise CsrfError("This form was sent from another site.")

@@ -37,10 +37,28 @@ async def load_business(request: web.Request) -> Business:
     return found
 
 
+def accept_language(header: str | None) -> str | None:
+    """The browser's most preferred supported language from ``Accept-Language``."""
+    best, best_q = None, 0.0
+    for part in (header or "").split(",")[:20]:
+        tag, _, params = part.strip().partition(";")
+        q = 1.0
+        if params.strip().startswith("q="):
+            try:
+                q = float(params.strip()[2:])
+            except ValueError:
+                q = 0.0
+        lang = i18n.normalise(tag)
+        if lang and q > best_q:
+            best, best_q = lang, q
+    return best
+
+
 def negotiate_locale(request: web.Request, *, fixed: str | None = None, customer=None) -> str:
-    """The URL's language, then ``?lang=``, then the remembered choice, then the customer's, then the business's."""
+    """The URL's language, then ``?lang=``, then the remembered choice, then the customer's,
+    then the browser's (Accept-Language), then the business's default."""
     for candidate in (fixed, request.query.get("lang"), request.cookies.get(LANG_COOKIE),
-                      getattr(customer, "locale", None)):
+                      getattr(customer, "locale", None), accept_language(request.headers.get("Accept-Language"))):
         lang = i18n.normalise(candidate)
         if lang:
             return lang

@@ -101,3 +101,8 @@ def request_signin_link(business_id: int, identifier: str, locale: str, request_
     with tenant_session(_factory(), business_id) as session:
         send_signin_link(session, kind, value, locale, request_id)
         session.commit()
+
+
+def reset() -> None:
+    """Forget the configured session factory (tests)."""
+    _config.session_factory = None

@@ -134,6 +134,9 @@ async def test_link_post_needs_its_own_csrf_token_and_a_same_site_origin(client,
     evil = await client.post(path, data={"csrf_token": good}, headers={"Origin": "https://evil.example"},
                              allow_redirects=False)
     assert evil.status == 403
+    cross = await client.post(path, data={"csrf_token": good}, allow_redirects=False,
+                              headers={"Origin": "null", "Sec-Fetch-Site": "cross-site"})
+    assert cross.status == 403
     # None of those used the link up.
     assert session_count(db) == 0
     ok = await client.post(path, data={"csrf_token": good}, headers={"Origin": "http://portal.test"},
@@ -201,3 +204,12 @@ async def test_link_page_language_follows_lang_then_the_customer(client, db, bus
     assert '<html lang="fr">' in html and "Continuer en tant que m•••@example.com vers Pro Home Services" in html
     resp, html = await continue_page(client, path + "?lang=en")
     assert '<html lang="en">' in html and "Continue as" in html
+
+
+async def test_chromium_posts_from_the_no_referrer_link_page_with_a_null_origin(client, db, jane):
+    # Referrer-Policy: no-referrer makes Chromium send "Origin: null"; Sec-Fetch-Site vouches for it.
+    path = mint_link(db, jane)
+    _, html = await continue_page(client, path)
+    resp = await client.post(path, data={"csrf_token": csrf_from(html)}, allow_redirects=False,
+                             headers={"Origin": "null", "Sec-Fetch-Site": "same-origin"})
+    assert resp.status == 303

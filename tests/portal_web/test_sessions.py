@@ -162,6 +162,9 @@ async def test_signed_out_visitors_are_sent_to_sign_in_in_their_language(client,
     assert resp.headers["Location"] == "/pro-home/connexion"
     make_business(db, slug="fr-co", name="Fr Co", default_locale="fr")
     assert (await client.get("/fr-co/", allow_redirects=False)).headers["Location"] == "/fr-co/connexion"
+    resp = await client.get("/pro-home/", headers={"Accept-Language": "de, fr-CA;q=0.8, en;q=0.5"},
+                            allow_redirects=False)
+    assert resp.headers["Location"] == "/pro-home/connexion"
     resp = await client.get("/pro-home/", headers={"Accept": "application/json"}, allow_redirects=False)
     assert resp.status == 401
     resp = await client.get("/pro-home", allow_redirects=False)
