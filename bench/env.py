@@ -87,9 +87,16 @@ def check_redis(url: str) -> None:
     try:
         client = redis.Redis.from_url(url, socket_connect_timeout=3)
         client.ping()
+        me = client.client_id()
+        db = client.connection_pool.connection_kwargs.get("db", 0)
+        others = [c for c in client.client_list() if int(c.get("db", -1)) == db and int(c["id"]) != me]
         client.close()
     except Exception as exc:  # noqa: BLE001
         raise BenchSetupError(f"Redis unreachable at {url}: {_first_line(exc)}") from None
+    if others and os.environ.get("BENCH_ALLOW_SHARED_REDIS") != "1":
+        # A worker left running on this db would silently eat the benchmark's messages.
+        raise BenchSetupError(f"{len(others)} other client(s) are connected to Redis db {db} ({url}), e.g. a "
+                              f"worker left running; stop them or set BENCH_REDIS_URL to a free db")
 
 
 def _first_line(exc: BaseException) -> str:

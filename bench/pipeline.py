@@ -48,25 +48,31 @@ def start_noop_worker(env: BenchEnv, processes: int, threads: int, name: str = "
 
 
 def produce_confirmations(env: BenchEnv, business_id: int, booking_ids: tuple[int, int],
-                          batch: int = 200) -> float:
-    """One booking confirmation per booking, written and enqueued the way the API
-    does it (``queue_notice`` in the booking's transaction, enqueue after
-    commit). Returns the seconds it took."""
+                          threads: int = 4) -> float:
+    """One booking confirmation per booking, each in its own transaction, the
+    way the API writes it (``queue_notice`` in the booking's transaction,
+    enqueued after commit), from a few threads as concurrent requests would.
+    Returns the seconds it took."""
+    from concurrent.futures import ThreadPoolExecutor
+
     from portal.outbox import queue_notice
 
     factory = make_session_factory(env.engine)
-    start = time.perf_counter()
     lo, hi = booking_ids
-    for first in range(lo, hi + 1, batch):
+
+    def one_event(booking_id: int) -> None:
         with system_session(factory) as session:
-            rows = session.scalars(
-                select(Booking).options(joinedload(Booking.customer))
-                .where(Booking.business_id == business_id, Booking.id >= first,
-                       Booking.id < min(first + batch, hi + 1)).order_by(Booking.id)).all()
-            for booking in rows:
-                queue_notice(session, kind="booking_confirmation", customer=booking.customer, booking=booking,
-                             key=f"booking:{booking.id}:v{booking.version}")
+            booking = session.scalar(select(Booking).options(joinedload(Booking.customer))
+                                     .where(Booking.id == booking_id, Booking.business_id == business_id))
+            if booking is None:
+                return
+            queue_notice(session, kind="booking_confirmation", customer=booking.customer, booking=booking,
+                         key=f"booking:{booking.id}:v{booking.version}")
             session.commit()
+
+    start = time.perf_counter()
+    with ThreadPoolExecutor(threads) as pool:
+        list(pool.map(one_event, range(lo, hi + 1)))
     return time.perf_counter() - start
 
 
