@@ -85,15 +85,15 @@ def find_message(session: Session, mid: str | None, sid: str) -> Message | None:
 def handle_status(session: Session, mid: str | None, form: dict[str, str]) -> str:
     sid = form.get("MessageSid") or form.get("SmsSid") or ""
     twilio_status = (form.get("MessageStatus") or form.get("SmsStatus") or "").lower()
+    status = STATUS_MAP.get(twilio_status)
+    if status is None:
+        return "ignored"
     message = find_message(session, mid, sid)
     if message is None:
         return "unknown message"
     if not feedback.claim_event(session, "twilio_status", f"{sid}:{twilio_status}"):
         return "duplicate"
     scope_to(session, message.business_id)  # from here on, writes belong to this business only
-    status = STATUS_MAP.get(twilio_status)
-    if status is None:
-        return "ignored"
     code = form.get("ErrorCode") or None
     detail = f"twilio {twilio_status}" + (f" (error {code})" if code else "")
     changed = feedback.apply_status(session, message, status, detail, provider=NAME, provider_id=sid)
@@ -126,21 +126,20 @@ def handle_inbound(session: Session, form: dict[str, str]) -> str | None:
     """Apply a STOP/START keyword for every business that knows this number; the HELP text to reply."""
     phone, body = form["From"], form.get("Body", "")
     word = keyword(body)
-    sid = form.get("MessageSid") or form.get("SmsSid")
-    first_time = feedback.claim_event(session, "twilio_inbound", sid) if sid else True
     customers = feedback.customers_with(session, None, "sms", phone)
-    if word in STOP_WORDS:
-        if first_time:
-            for customer in customers:
-                feedback.opt_out_sms(session, customer, f"Replied {body.strip()!r} by SMS from {phone}")
-        return None  # Twilio confirms opt-outs itself
-    if word in START_WORDS:
-        if first_time:
-            for customer in customers:
-                feedback.opt_in_sms(session, customer, f"Replied {body.strip()!r} by SMS from {phone}")
-        return None
     if word in HELP_WORDS:
         return help_reply(session, customers)
+    if (word not in STOP_WORDS and word not in START_WORDS) or not customers:
+        return None  # nothing to change (Twilio itself confirms opt-outs and blocks later sends)
+    sid = form.get("MessageSid") or form.get("SmsSid")
+    if sid and not feedback.claim_event(session, "twilio_inbound", sid):
+        return None  # a retried delivery of a keyword already applied
+    wording = f"Replied {body.strip()!r} by SMS from {phone}"
+    for customer in customers:
+        if word in STOP_WORDS:
+            feedback.opt_out_sms(session, customer, wording)
+        else:
+            feedback.opt_in_sms(session, customer, wording)
     return None
 
 

@@ -298,6 +298,14 @@ async def test_other_replies_change_nothing(client, db, settings, fake_twilio, c
     assert customer.phone_status == "ok"
 
 
+async def test_stop_from_an_unknown_number_changes_nothing(client, db, settings, fake_twilio):
+    before = db.scalar(select(func.count()).select_from(ProcessedEvent))
+    resp = await fake_twilio.inbound(inbound_url(settings), from_="+15145550001", body="STOP").send(client)
+    assert resp.status == 200
+    assert db.scalar(select(func.count()).select_from(ProcessedEvent)) == before
+    assert db.scalar(select(func.count()).select_from(Suppression)) == 0
+
+
 async def test_forged_inbound_stop_gets_403_and_changes_nothing(client, db, settings, fake_twilio, customer):
     forged = inbound_sms("guessed-token", inbound_url(settings), from_=customer.phone, to=fake_twilio.from_number,
                          body="STOP")
