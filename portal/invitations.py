@@ -72,9 +72,12 @@ def invite(
     business = customer.business or session.get(Business, customer.business_id)
     if not business.portal_enabled:
         return InvitationResult(customer, "skipped", "portal_disabled")
+    key = key or f"customer:{customer.id}:{int(now.timestamp() * 1000)}"
     channels, _why_not = choose_channels(session, customer, KIND)
     if not channels:
-        return InvitationResult(customer, "skipped", "no_channel")
+        # The outbox writes one "skipped" row with the reasons, for the message log.
+        skipped = queue_notice(session, kind=KIND, customer=customer, key=key, params={"source": source})
+        return InvitationResult(customer, "skipped", "no_channel", skipped)
     claim = update(Customer).where(Customer.id == customer.id)
     if not force:
         cutoff = now - timedelta(seconds=cooldown_s)
@@ -84,7 +87,6 @@ def invite(
         session.refresh(customer, ["last_invited_at"])
         return InvitationResult(customer, "skipped", "invited_recently")
     set_committed_value(customer, "last_invited_at", now)
-    key = key or f"customer:{customer.id}:{int(now.timestamp() * 1000)}"
     messages = queue_notice(session, kind=KIND, customer=customer, key=key, channels=channels,
                             params={"source": source})
     return InvitationResult(customer, "queued", None, messages)

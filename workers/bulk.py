@@ -9,9 +9,9 @@
   after each, so an interrupted run continues where it stopped. Customers
   invited within the cooldown are skipped (unless ``--force``).
 
-Sends are throttled to ``INVITE_RATE_PER_S`` across all processes (a Redis
-window limiter shared by the CLI and the actors) so a bulk run stays inside
-the email and SMS providers' rate limits.
+Sends are throttled to ``INVITE_RATE_PER_S`` across all processes (evenly
+spaced slots taken from Redis, shared by the CLI and the actors) so a bulk run
+stays inside the email and SMS providers' rate limits.
 """
 
 from __future__ import annotations
@@ -25,8 +25,6 @@ import uuid
 from dataclasses import dataclass, field
 
 import dramatiq
-from dramatiq.rate_limits import WindowRateLimiter
-from dramatiq.rate_limits.backends import RedisBackend
 from sqlalchemy import func, select
 from tqdm import tqdm
 
@@ -94,18 +92,35 @@ class LocalBucket:
 
 
 class SharedLimit:
-    """At most ``rate_per_s`` acquisitions per second across every process on this Redis."""
+    """Evenly spaced slots, ``1/rate_per_s`` apart, shared by every process on this Redis.
+
+    The key holds the next free slot's time; each caller takes one atomically and
+    sleeps until it. Unlike a per-second window this never bursts 2x across a
+    second boundary, which is what providers' per-second limits count.
+    """
+
+    SCRIPT = """
+    local now = tonumber(ARGV[1])
+    local interval = tonumber(ARGV[2])
+    local slot = math.max(now, tonumber(redis.call('GET', KEYS[1]) or '0'))
+    redis.call('SET', KEYS[1], tostring(slot + interval), 'PX', 60000)
+    return tostring(slot)
+    """
 
     def __init__(self, client, rate_per_s: int):
-        self.rate = max(rate_per_s, 1)
-        self.limiter = WindowRateLimiter(RedisBackend(client=client), RATE_KEY, limit=self.rate, window=1)
+        self.interval_ms = 1000.0 / max(rate_per_s, 1)
+        self.take = client.register_script(self.SCRIPT)
+
+    def reserve(self) -> float:
+        """Take the next slot; returns the seconds to wait for it."""
+        now_ms = time.time() * 1000
+        slot_ms = float(self.take(keys=[RATE_KEY], args=[repr(now_ms), repr(self.interval_ms)]))
+        return max(slot_ms - now_ms, 0.0) / 1000
 
     def wait(self) -> None:
-        while True:
-            with self.limiter.acquire(raise_on_failure=False) as acquired:
-                if acquired:
-                    return
-            time.sleep(min(0.05, 1.0 / self.rate))
+        delay = self.reserve()
+        if delay > 0:
+            time.sleep(delay)
 
 
 def throttle(rate_per_s: int):

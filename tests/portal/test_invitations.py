@@ -49,13 +49,28 @@ def test_same_key_never_queues_twice(db, customer):
     assert len(invitations(db)) == 1
 
 
-def test_no_channel_and_portal_disabled_leave_no_trace(db, customer):
+def test_no_channel_is_logged_as_skipped_and_portal_disabled_leaves_no_trace(db, customer):
     customer.email = customer.phone = None
-    assert invite(db, customer, cooldown_s=COOLDOWN).reason == "no_channel"
+    result = invite(db, customer, cooldown_s=COOLDOWN)
+    assert result.reason == "no_channel" and customer.last_invited_at is None
+    [row] = invitations(db)
+    assert row.status == "skipped" and "no email address" in row.status_reason
+    assert result.as_dict()["messages"] == [row.id]
     customer.email = "x@example.com"
     customer.business.portal_enabled = False
     assert invite(db, customer, cooldown_s=COOLDOWN, force=True).reason == "portal_disabled"
-    assert customer.last_invited_at is None and invitations(db) == []
+    assert customer.last_invited_at is None and len(invitations(db)) == 1
+
+
+@pytest.fixture
+def invitation_worker(stub_broker):
+    """Runs only the invitation jobs: the messages they queue are not this test's business."""
+    import dramatiq
+
+    worker = dramatiq.Worker(stub_broker, queues={"invitations"}, worker_timeout=50, worker_threads=1)
+    worker.start()
+    yield worker
+    worker.stop()
 
 
 @pytest.fixture
@@ -69,34 +84,34 @@ def bulk_wired(monkeypatch, session_factory, settings, stub_broker):
 
 
 @pytest.mark.parametrize("by", ["slug", "id"])
-def test_enqueue_invitation_from_python(db, customer, bulk_wired, stub_worker, by):
+def test_enqueue_invitation_from_python(db, customer, bulk_wired, invitation_worker, by):
     business = customer.business
     enqueue_invitation(business.slug if by == "slug" else business.id, "c1")
     assert bulk_wired.queues["invitations"].qsize() == 1
     bulk_wired.join("invitations")
-    stub_worker.join()
+    invitation_worker.join()
     assert [m.params["source"] for m in invitations(db)] == ["job"]
     # Within the cooldown a second job does nothing; force sends again.
     enqueue_invitation(business.slug, "c1")
     enqueue_invitation(business.slug, "c1", force=True)
     bulk_wired.join("invitations")
-    stub_worker.join()
+    invitation_worker.join()
     assert len(invitations(db)) == 2
 
 
-def test_unknown_business_or_customer_is_dropped(db, customer, bulk_wired, stub_worker):
+def test_unknown_business_or_customer_is_dropped(db, customer, bulk_wired, invitation_worker):
     enqueue_invitation("no-such-business", "c1")
     enqueue_invitation(customer.business.slug, "ghost")
     bulk_wired.join("invitations", fail_fast=True)
-    stub_worker.join()
+    invitation_worker.join()
     assert invitations(db) == [] and bulk_wired.dead_letters == []
 
 
-def test_invite_customer_actor_by_internal_ids(db, customer, bulk_wired, stub_worker):
+def test_invite_customer_actor_by_internal_ids(db, customer, bulk_wired, invitation_worker):
     from workers.bulk import invite_customer
 
     invite_customer.send(customer.business_id, customer.id, False)
     invite_customer.send(customer.business_id, 999_999, False)  # gone since: dropped
     bulk_wired.join("invitations", fail_fast=True)
-    stub_worker.join()
+    invitation_worker.join()
     assert len(invitations(db)) == 1

@@ -31,6 +31,17 @@ def wired(monkeypatch, session_factory, stub_broker):
     return stub_broker
 
 
+@pytest.fixture
+def webhook_worker(stub_broker):
+    """A worker on the webhooks queue only."""
+    import dramatiq
+
+    w = dramatiq.Worker(stub_broker, queues={"webhooks"}, worker_timeout=50, worker_threads=1)
+    w.start()
+    yield w
+    w.stop()
+
+
 class Receiver:
     """A booking system's endpoint on 127.0.0.1: answers the scripted statuses in turn."""
 
@@ -64,9 +75,9 @@ def record(session_factory, business, url, event="booking.rescheduled", data=Non
         return delivery.id
 
 
-async def run_worker(broker, stub_worker):
+async def run_worker(broker, webhook_worker):
     # The receiver lives on this event loop, so wait for the worker in a thread.
-    await asyncio.to_thread(lambda: (broker.join("webhooks", timeout=20_000), stub_worker.join()))
+    await asyncio.to_thread(lambda: (broker.join("webhooks", timeout=20_000), webhook_worker.join()))
 
 
 def test_no_url_no_delivery(db, business):
@@ -107,10 +118,10 @@ def test_signature_round_trip():
     assert not webhooks_out.verify("s3cret", "soon", body, sig)
 
 
-async def test_500_then_200_is_retried_and_signed(aiohttp_server, session_factory, business, wired, stub_worker, db):
+async def test_500_then_200_is_retried_and_signed(aiohttp_server, session_factory, business, wired, webhook_worker, db):
     rec, url = await receiver(aiohttp_server, [500, 200])
     delivery_id = record(session_factory, business, url, "quote.declined", {"quote": "q-7", "comment": "too dear"})
-    await run_worker(wired, stub_worker)
+    await run_worker(wired, webhook_worker)
 
     assert len(rec.requests) == 2
     (h1, b1), (h2, b2) = rec.requests
@@ -128,10 +139,10 @@ async def test_500_then_200_is_retried_and_signed(aiohttp_server, session_factor
     assert delivery.delivered_at is not None and delivery.last_error is None
 
 
-async def test_gives_up_after_max_attempts(aiohttp_server, session_factory, business, wired, stub_worker, db):
+async def test_gives_up_after_max_attempts(aiohttp_server, session_factory, business, wired, webhook_worker, db):
     rec, url = await receiver(aiohttp_server, [503])
     delivery_id = record(session_factory, business, url)
-    await run_worker(wired, stub_worker)
+    await run_worker(wired, webhook_worker)
     assert len(rec.requests) == 3
     db.expire_all()
     delivery = db.get(WebhookDelivery, delivery_id)
@@ -139,30 +150,30 @@ async def test_gives_up_after_max_attempts(aiohttp_server, session_factory, busi
     assert "gave up after 3 attempts" in delivery.last_error
 
 
-async def test_client_error_is_not_retried(aiohttp_server, session_factory, business, wired, stub_worker, db):
+async def test_client_error_is_not_retried(aiohttp_server, session_factory, business, wired, webhook_worker, db):
     rec, url = await receiver(aiohttp_server, [410])
     delivery_id = record(session_factory, business, url)
-    await run_worker(wired, stub_worker)
+    await run_worker(wired, webhook_worker)
     assert len(rec.requests) == 1
     db.expire_all()
     delivery = db.get(WebhookDelivery, delivery_id)
     assert (delivery.status, delivery.attempts, delivery.last_status_code) == ("failed", 1, 410)
 
 
-async def test_429_is_retried(aiohttp_server, session_factory, business, wired, stub_worker, db):
+async def test_429_is_retried(aiohttp_server, session_factory, business, wired, webhook_worker, db):
     rec, url = await receiver(aiohttp_server, [429, 204])
     delivery_id = record(session_factory, business, url)
-    await run_worker(wired, stub_worker)
+    await run_worker(wired, webhook_worker)
     db.expire_all()
     assert db.get(WebhookDelivery, delivery_id).status == "delivered" and len(rec.requests) == 2
 
 
-async def test_connection_refused_is_retried_then_logged(aiohttp_server, session_factory, business, wired, stub_worker,
+async def test_connection_refused_is_retried_then_logged(aiohttp_server, session_factory, business, wired, webhook_worker,
                                                          db):
     rec, url = await receiver(aiohttp_server, [200])
     await rec.server.close()  # nothing listens on that port any more
     delivery_id = record(session_factory, business, url)
-    await run_worker(wired, stub_worker)
+    await run_worker(wired, webhook_worker)
     db.expire_all()
     delivery = db.get(WebhookDelivery, delivery_id)
     assert (delivery.status, delivery.attempts, delivery.last_status_code) == ("failed", 3, None)

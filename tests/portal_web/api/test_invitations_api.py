@@ -60,7 +60,8 @@ async def test_invite_flag_on_booking_quote_and_invoice(api, db, customer):
 async def test_invite_flag_on_quote_and_invoice_when_not_invited_yet(api, db, customer):
     body = (await api.put("/quotes/q1", {"customer": "c1", "number": "Q1", "total_cents": 1, "invite": True}))[1]
     assert body["invitation"]["status"] == "queued"
-    await api.put("/customers/c2", {"name": "Omar", "phone": "+15145550188"})
+    await api.put("/customers/c2", {"name": "Omar", "phone": "+15145550188",
+                                    "sms_consent": {"granted": True, "wording": "Texts from us"}})
     body = (await api.put("/invoices/i1", {"customer": "c2", "number": "I1", "amount_cents": 1,
                                            "issued_on": "2030-01-01", "due_on": "2030-01-02", "invite": True}))[1]
     assert body["invitation"]["status"] == "queued"
@@ -90,11 +91,15 @@ async def test_skips_when_no_channel_or_portal_off(api, db):
     assert status == 200 and body["reason"] == "no_channel"
     db.expire_all()
     assert db.scalar(select(Customer).where(Customer.external_id == "c9")).last_invited_at is None
+    # The message log says why nothing went out.
+    [entry] = (await api.get("/messages?customer=c9"))[1]["messages"]
+    assert entry["status"] == "skipped" and "no email address" in entry["status_reason"]
+    assert entry["history"][0]["status"] == "skipped" and body["messages"] == [entry["id"]]
     await api.put("/customers/c1", {"name": "Jane", "email": "jane@example.com"})
     await api.put("/settings", {"portal_enabled": False})
     status, body = await api.post("/invitations", {"customer": "c1", "force": True})
     assert status == 200 and body["reason"] == "portal_disabled"
-    assert invitations(db) == []
+    assert len(invitations(db)) == 1
 
 
 async def test_unknown_customer(api):
