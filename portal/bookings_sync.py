@@ -399,6 +399,12 @@ def update_settings(session: Session, business: Business, data: SettingsIn) -> b
             values[name] = value
     if errors:
         raise ValidationError("invalid request", errors)
+    offsets_before = list(business.reminder_offsets or [])
     changed = _assign(business, values)
     session.flush()
+    if list(business.reminder_offsets or []) != offsets_before:
+        # Upcoming appointments follow the new offsets (plan_reminders keeps what already went out).
+        upcoming = session.scalars(select(Booking).where(Booking.status == "scheduled", Booking.starts_at > utcnow()))
+        for booking in upcoming:
+            plan_reminders(session, booking, business)
     return changed

@@ -230,3 +230,11 @@ async def test_settings(api, biz):
     # Partial update; explicit null clears the webhook URL.
     out = (await api.put("/settings", {"webhook_url": None}))[1]
     assert out["webhook_url"] is None and out["auto_invite"] is True
+
+
+async def test_new_reminder_offsets_apply_to_upcoming_bookings(api, db, catalogue):
+    await api.put("/bookings/b1", booking_body())
+    assert (await api.put("/settings", {"reminder_offsets": [2880, 1440]}))[0] == 200
+    db.expire_all()
+    planned = db.scalars(select(Reminder.offset_minutes).where(Reminder.status == "planned")).all()
+    assert sorted(planned) == [1440, 2880]
