@@ -167,7 +167,7 @@ def _iso(value: datetime) -> str:
 
 
 def live_payload(booking: Booking) -> dict:
-    """What open portal pages receive on ``booking.updated`` (see portal_web/static/live.js)."""
+    """What open portal pages receive on ``booking_updated`` (see portal_web/static/live.js)."""
     return {"booking": booking.public_id, "status": booking.status, "starts_at": _iso(booking.starts_at),
             "ends_at": _iso(booking.ends_at), "version": booking.version}
 
@@ -223,7 +223,7 @@ def reschedule(session: Session, business: Business, customer_id: int, public_id
         "ends_at": _iso(booking.ends_at), "version": booking.version,
         "reschedule_count": booking.reschedule_count, "source": "portal",
     })
-    events.emit(session, business.id, customer_id, "booking.updated", live_payload(booking))
+    events.emit(session, business.id, customer_id, "booking_updated", live_payload(booking))
     return booking
 
 
@@ -254,5 +254,5 @@ def cancel(session: Session, business: Business, customer_id: int, public_id: st
         "booking": booking.external_id, "customer": customer.external_id, "starts_at": _iso(booking.starts_at),
         "reason": reason, "version": booking.version, "cancelled_at": _iso(now), "source": "portal",
     })
-    events.emit(session, business.id, customer_id, "booking.updated", live_payload(booking))
+    events.emit(session, business.id, customer_id, "booking_updated", live_payload(booking))
     return booking

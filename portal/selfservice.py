@@ -103,7 +103,7 @@ def decide_quote(session: Session, business: Business, customer_id: int, public_
         "quote": quote.external_id, "number": quote.number, "customer": customer.external_id,
         "comment": comment, "decided_at": now.isoformat().replace("+00:00", "Z"), "source": "portal",
     })
-    events.emit(session, business.id, customer_id, "quote.updated", {"quote": quote.public_id, "status": quote.status})
+    events.emit(session, business.id, customer_id, "quote_updated", {"quote": quote.public_id, "status": quote.status})
     return quote
 
 

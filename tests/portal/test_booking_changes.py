@@ -146,7 +146,7 @@ def test_reschedule_does_everything_in_one_transaction(db, session_factory, worl
         pubsub.close()
         redis_client.configure(None)
 
-    assert json.loads(event["data"]) == {"type": "booking.updated", "data": {
+    assert json.loads(event["data"]) == {"type": "booking_updated", "data": {
         "booking": booking.public_id, "status": "scheduled", "starts_at": "2025-06-05T18:00:00Z",
         "ends_at": "2025-06-05T19:00:00Z", "version": 2}}
     db.expire_all()

@@ -1,0 +1,97 @@
+/* Live updates on portal pages (Server-Sent Events from /{slug}/events).
+ *
+ * The page provides <script type="application/json" id="live-config"> with
+ * the events URL, locale, timezone and translated labels. Elements opt in
+ * with data attributes:
+ *   [data-booking="<public id>"]  [data-field="when"] (a <time>), [data-field="status"]
+ *   [data-message="<id>"]         [data-field="message-status"]
+ *   #live-banner                  a role="status" region for a short notice
+ * No reload: text is updated in place. EventSource reconnects by itself.
+ * Also: [data-print] buttons print the page (no inline script under our CSP).
+ */
+(function () {
+  "use strict";
+
+  document.addEventListener("click", function (event) {
+    var target = event.target.closest && event.target.closest("[data-print]");
+    if (target) { window.print(); }
+  });
+
+  var configNode = document.getElementById("live-config");
+  if (!configNode || !window.EventSource) { return; }
+  var config;
+  try { config = JSON.parse(configNode.textContent); } catch (e) { return; }
+  var text = config.text || {};
+
+  function formatWhen(iso) {
+    var date = new Date(iso);
+    if (isNaN(date.getTime())) { return iso; }
+    try {
+      return new Intl.DateTimeFormat(config.locale, {
+        dateStyle: "full", timeStyle: "short", timeZone: config.tz
+      }).format(date);
+    } catch (e) {
+      return date.toLocaleString();
+    }
+  }
+
+  function banner(message) {
+    var node = document.getElementById("live-banner");
+    if (!node || !message) { return; }
+    node.textContent = message;
+    node.hidden = false;
+  }
+
+  function each(selector, fn) {
+    Array.prototype.forEach.call(document.querySelectorAll(selector), fn);
+  }
+
+  function cssEscape(value) {
+    return window.CSS && CSS.escape ? CSS.escape(String(value)) : String(value).replace(/[^A-Za-z0-9_-]/g, "");
+  }
+
+  var handlers = {
+    booking_updated: function (data) {
+      var found = false;
+      each('[data-booking="' + cssEscape(data.booking) + '"]', function (card) {
+        found = true;
+        var when = card.querySelector('[data-field="when"]');
+        if (when && data.starts_at) {
+          when.setAttribute("datetime", data.starts_at);
+          when.textContent = formatWhen(data.starts_at);
+        }
+        var status = card.querySelector('[data-field="status"]');
+        if (status && data.status) {
+          status.textContent = (config.status_labels || {})[data.status] || data.status;
+          status.setAttribute("data-status", data.status);
+          status.className = "badge badge--" + data.status;
+        }
+        card.classList.add("is-updated");
+      });
+      if (found) { banner(text.booking_updated); }
+    },
+    message_status: function (data) {
+      var id = data.message_id || data.message;
+      each('[data-message="' + cssEscape(id) + '"] [data-field="message-status"]', function (node) {
+        node.textContent = (config.message_status_labels || {})[data.status] || data.status;
+      });
+    },
+    quote_updated: function () { banner(text.quote_updated); },
+    invoice_updated: function () { banner(text.invoice_updated); },
+    preferences: function () { banner(text.preferences); }
+  };
+
+  var source = new EventSource(config.events);
+  Object.keys(handlers).forEach(function (type) {
+    source.addEventListener(type, function (event) {
+      var data;
+      try { data = JSON.parse(event.data); } catch (e) { return; }
+      handlers[type](data || {});
+    });
+  });
+  document.documentElement.setAttribute("data-live", "connecting");
+  source.addEventListener("open", function () {
+    document.documentElement.setAttribute("data-live", "open");
+  });
+  window.addEventListener("pagehide", function () { source.close(); });
+})();
