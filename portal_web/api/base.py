@@ -78,9 +78,9 @@ def endpoint(fn: Callable[[web.Request, Business], Awaitable[web.StreamResponse]
         try:
             business = await authenticate(request)
         except Unauthorized as exc:
-            error = "invalid_token" if "invalid" in str(exc) else "invalid_request"
-            return web.json_response({"error": str(exc)}, status=401,
-                                     headers={"WWW-Authenticate": f'{REALM}, error="{error}"'})
+            # RFC 6750: no error code when no credentials were sent at all.
+            challenge = REALM if str(exc).startswith("missing") else f'{REALM}, error="invalid_token"'
+            return web.json_response({"error": str(exc)}, status=401, headers={"WWW-Authenticate": challenge})
         return await fn(request, business)
 
     return handler
