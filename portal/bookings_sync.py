@@ -53,12 +53,15 @@ class Upserted:
     invitation: InvitationResult | None = None
 
 
-def get_by_external_id(session: Session, model, external_id: str):
-    return session.scalar(select(model).where(model.external_id == external_id))
+def get_by_external_id(session: Session, model, external_id: str, *, lock: bool = False):
+    query = select(model).where(model.external_id == external_id)
+    if lock:  # PostgreSQL: a concurrent portal reschedule waits instead of racing on version
+        query = query.with_for_update()
+    return session.scalar(query)
 
 
-def require(session: Session, model, external_id: str, what: str):
-    row = get_by_external_id(session, model, external_id)
+def require(session: Session, model, external_id: str, what: str, *, lock: bool = False):
+    row = get_by_external_id(session, model, external_id, lock=lock)
     if row is None:
         raise NotFound(f"no {what} {external_id!r}")
     return row
@@ -246,7 +249,7 @@ def upsert_booking(session: Session, business: Business, external_id: str, data:
         if name in sent:
             values[name] = getattr(data, name)
 
-    booking = get_by_external_id(session, Booking, external_id)
+    booking = get_by_external_id(session, Booking, external_id, lock=True)
     created = booking is None
     notice = None
     if created:
@@ -291,7 +294,7 @@ def upsert_booking(session: Session, business: Business, external_id: str, data:
 
 
 def cancel_booking(session: Session, business: Business, external_id: str, data: CancelIn) -> Upserted:
-    booking = require(session, Booking, external_id, "booking")
+    booking = require(session, Booking, external_id, "booking", lock=True)
     if booking.status == "cancelled":
         return Upserted(booking, False, False)  # cancelling twice is a no-op, not an error
     booking.status = "cancelled"
