@@ -297,6 +297,9 @@ def cmd_invite(args) -> int:
     configure(session_factory=_session_factory(settings), settings=settings)
     if settings.redis_url:
         redis_client.configure(settings.redis_url)
+    else:
+        print("portal: no Redis configured: invitations are written to the outbox and sent once the "
+              "workers' sweeper picks them up", file=sys.stderr)
     import workers  # noqa: F401  (the broker that queue_notice enqueues on)
 
     try:
