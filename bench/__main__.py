@@ -113,7 +113,8 @@ def run_one(name: str, env, sizes, processes, threads) -> tuple[dict, list]:
     if name == "invitations":
         from bench import invitations
 
-        result = invitations.run(env, sizes.invitations, processes, threads[0], sizes.provider_delay_ms)
+        result = invitations.run(env, sizes.invitations, processes, threads[0], sizes.provider_delay_ms,
+                                 sizes.invite_rate)
         return result, invitations.rows(result)
     raise ValueError(name)
 

@@ -18,6 +18,7 @@ class Sizes:
     scan_small: int = 10_000        # BENCH_SCAN_SMALL: scheduler due-scan
     scan_large: int = 1_000_000     # BENCH_SCAN_LARGE
     invitations: int = 100_000      # BENCH_INVITATIONS
+    invite_rate: int = 2_000        # BENCH_INVITE_RATE: portal invite --rate (production default: 5/s)
     provider_delay_ms: int = 100    # BENCH_PROVIDER_DELAY_MS
 
 
