@@ -69,7 +69,8 @@ async def test_stripe_flow_through_the_pages(aiohttp_client, db, shop, settings,
     html = await page.text()
     assert page.status == 200, html
     assert "https://js.stripe.com/v3/" in html and fake_stripe.publishable_key in html
-    assert "https://js.stripe.com" in page.headers["Content-Security-Policy"]
+    csp = page.headers["Content-Security-Policy"]
+    assert "script-src 'self' https://js.stripe.com" in csp and "frame-ancestors 'none'" in csp
     secret = re.search(r'data-client-secret="([^"]+)"', html).group(1)
     intent_id = secret.split("_secret_")[0]
     db.expire_all()
