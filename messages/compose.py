@@ -78,7 +78,9 @@ def compose(session: Session, message: Message, settings) -> tuple[Email | Sms, 
     business = session.get(Business, message.business_id)
     # The customer as they are now: a changed address or language applies to this message.
     # A sign-in link follows the language of the page it was asked from (params["locale"]).
-    message.locale = (message.params or {}).get("locale") or customer.locale or business.default_locale or "en"
+    asked = (message.params or {}).get("locale")
+    message.locale = (asked if isinstance(asked, str) and asked else None) or customer.locale \
+        or business.default_locale or "en"
     message.recipient = channels.address(customer, message.channel) or ""
     rendered = render(message.kind, message.channel, message.locale, context(session, message, settings))
     if message.channel == "sms":

@@ -42,6 +42,7 @@ from sqlalchemy import and_, or_, update
 
 from messages import compose, quiet_hours, registry
 from messages.types import Skip
+from portal import events
 from portal.db import system_session
 from portal.errors import PermanentProviderError, ProviderError, TransientProviderError, UnknownDeliveryError
 from portal.metrics import MESSAGES
@@ -144,9 +145,17 @@ def _later(message_id: int, seconds: float) -> None:
     enqueue(message_id, delay_ms=int(seconds * 1000))
 
 
+def _live(session, message: Message, status: str) -> None:
+    # An open portal page shows the new status (same event as the delivery webhooks send).
+    if message.customer_id is not None:
+        events.emit(session, message.business_id, message.customer_id, "message_status",
+                    {"message_id": message.id, "kind": message.kind, "channel": message.channel, "status": status})
+
+
 def _finish(session, message: Message, status: str, detail: str | None) -> str:
     record_status(session, message, status, detail)
     message.lease_until = None
+    _live(session, message, status)
     session.commit()
     MESSAGES.labels(status=status, channel=message.channel).inc()
     return status
