@@ -9,6 +9,7 @@
   and one without a phone to email.
 - Critical categories (sign-in links, invitations) ignore preference rows and
   go out on one channel: email, else SMS -- never to a number that replied STOP.
+  A sign-in link (urgent: the customer just asked for it) needs no SMS consent row.
 """
 
 from __future__ import annotations
@@ -56,7 +57,8 @@ def suppression_reason(session: Session, business_id: int, channel: str, addr: s
     return row.reason if row else None
 
 
-def blocked(session: Session, customer: Customer, channel: str, category: str | None = None) -> str | None:
+def blocked(session: Session, customer: Customer, channel: str, category: str | None = None,
+            *, need_consent: bool = True) -> str | None:
     """Why ``channel`` can never be used for this customer right now (None: it can)."""
     addr = address(customer, channel)
     if not addr:
@@ -69,7 +71,7 @@ def blocked(session: Session, customer: Customer, channel: str, category: str | 
         return "phone number replied STOP"
     if reason:
         return f"{channel} address suppressed ({reason})"
-    if channel == "sms" and not has_sms_consent(session, customer, category):
+    if channel == "sms" and need_consent and not has_sms_consent(session, customer, category):
         return "no SMS consent on record"
     return None
 
@@ -89,7 +91,9 @@ def refusal(session: Session, customer: Customer, kind: str, channel: str) -> st
     Used again at send time, so a preference changed after queueing still counts.
     """
     mtype = registry.get(kind)
-    reason = blocked(session, customer, channel, mtype.category)
+    # A sign-in link is sent because the customer just asked for it, to the number they typed:
+    # the request is their consent. Everything else needs one on record.
+    reason = blocked(session, customer, channel, mtype.category, need_consent=not mtype.urgent)
     if reason:
         return reason
     if not mtype.critical and preference(session, customer, mtype.category, channel) is False:

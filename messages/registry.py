@@ -10,8 +10,9 @@ from dataclasses import dataclass
 from typing import Callable
 
 CATEGORIES = {
-    # category: (critical, urgent) -- urgent messages ignore quiet hours.
-    "account": (True, True),          # sign-in links, invitations
+    # category: (critical, urgent) -- urgent messages ignore quiet hours. Urgency is
+    # mostly per type: a sign-in link is urgent, a (bulk) invitation is not.
+    "account": (True, False),         # sign-in links, invitations
     "reminders": (False, False),
     "booking_updates": (False, False),
     "billing": (False, False),

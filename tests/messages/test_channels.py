@@ -119,3 +119,13 @@ def test_opted_out_phone_status_blocks_even_critical(db, business):
     consent_sms(db, customer)
     channels, skipped = choose_channels(db, customer, "invitation")
     assert channels == [] and skipped["sms"] == "phone number replied STOP"
+
+
+def test_a_requested_signin_link_needs_no_consent_row_but_an_invitation_does(db, business):
+    customer = make_customer(db, business)
+    assert refusal(db, customer, "signin_link", "sms") is None
+    assert refusal(db, customer, "invitation", "sms") == "no SMS consent on record"
+    consent_sms(db, customer, False)  # a refusal on record still counts for the invitation
+    assert refusal(db, customer, "invitation", "sms") == "no SMS consent on record"
+    customer.phone_status = "opted_out"
+    assert refusal(db, customer, "signin_link", "sms") == "phone number replied STOP"

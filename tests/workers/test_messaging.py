@@ -347,3 +347,11 @@ def test_a_callback_that_beats_the_worker_is_not_overwritten(db, senders, custom
     assert messaging.deliver(message.id) == "delivered"
     message = fresh(db, message)
     assert message.status == "delivered" and message.provider_id == "rec-email-1"
+
+
+def test_invitations_by_sms_respect_quiet_hours(db, senders, customer):
+    (invite,) = queue_notice(db, kind="invitation", customer=customer, key="invite:q", channels=["sms"])
+    db.commit()
+    with time_machine.travel(local(2030, 1, 14, 23, 30), tick=False):
+        assert messaging.deliver(invite.id) == "queued"
+    assert senders.sms.calls == 0
