@@ -12,22 +12,38 @@ for the answer has still sent the message.
 Control (for drills): ``GET /_stats`` (``?detail=1`` adds the per-id counts),
 ``POST /_mode`` ``{"mode": "ok"|"503"|"429", "retry_after": 1, "delay_ms": 100}``,
 ``POST /_reset``.
+
+With ``--events-url`` and ``--events-key-file`` (a PEM P-256 private key) it
+also does what SendGrid does after accepting a mail: posts a signed Event
+Webhook batch (``processed`` events carrying our custom_args) to the portal
+every half second, retrying batches the portal did not take (it may be down).
+That is how production learns that a send whose worker died did go out.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import base64
 import json
+import logging
+import time
 import re
 import secrets
 from collections import Counter
 from datetime import datetime, timezone
 from urllib.parse import parse_qs, urlparse
 
+import aiohttp
 from aiohttp import web
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
 
 STATE = web.AppKey("state", dict)
+EVENTS = web.AppKey("events", dict)
+SIGNATURE_HEADER = "X-Twilio-Email-Event-Webhook-Signature"
+TIMESTAMP_HEADER = "X-Twilio-Email-Event-Webhook-Timestamp"
+log = logging.getLogger("fake_provider")
 DIGITS = re.compile(r"(\d+)")
 
 
@@ -62,7 +78,7 @@ def twilio_key(callback: str) -> str:
 
 def new_state(delay_ms: int) -> dict:
     return {"mode": "ok", "retry_after": 1, "delay_ms": delay_ms, "received": Counter(), "requests": 0,
-            "rejected": 0, "first_at": None, "last_at": None}
+            "rejected": 0, "rejected_by_status": Counter(), "first_at": None, "last_at": None}
 
 
 async def _gate(state: dict, kind: str) -> web.Response | None:
@@ -71,9 +87,10 @@ async def _gate(state: dict, kind: str) -> web.Response | None:
     mode = state["mode"]
     if mode == "ok":
         return None
-    state["rejected"] += 1
-    await asyncio.sleep(state["delay_ms"] / 1000)
     status = int(mode)
+    state["rejected"] += 1
+    state["rejected_by_status"][str(status)] += 1
+    await asyncio.sleep(state["delay_ms"] / 1000)
     headers = {"Retry-After": str(state["retry_after"])} if status == 429 else {}
     if kind == "twilio":
         code = 20429 if status == 429 else 20500 + (status - 500)
@@ -98,9 +115,54 @@ async def sendgrid_send(request: web.Request) -> web.Response:
     error = await _gate(state, "sendgrid")
     if error is not None:
         return error
-    _count(state, sendgrid_key(payload))
+    key = sendgrid_key(payload)
+    _count(state, key)
     await asyncio.sleep(state["delay_ms"] / 1000)
-    return web.Response(status=202, headers={"X-Message-Id": secrets.token_urlsafe(16)})
+    x_message_id = secrets.token_urlsafe(16)[:22]
+    events = request.app.get(EVENTS)
+    if events is not None:  # queued even if the sender died meanwhile: the mail went out
+        events["pending"].append(processed_event(payload, key, x_message_id))
+    return web.Response(status=202, headers={"X-Message-Id": x_message_id})
+
+
+def processed_event(payload: dict, key: str, x_message_id: str) -> dict:
+    personalization = (payload.get("personalizations") or [{}])[0]
+    email = ((personalization.get("to") or [{}])[0]).get("email", "")
+    custom_args = {**(payload.get("custom_args") or {}), **(personalization.get("custom_args") or {})}
+    return {"event": "processed", "email": email, "timestamp": int(time.time()),
+            "sg_event_id": secrets.token_urlsafe(16), "smtp-id": f"<{x_message_id}@fake.sendgrid.net>",
+            "sg_message_id": f"{x_message_id}.fake-filter-1", **custom_args}
+
+
+def sign(private_key: ec.EllipticCurvePrivateKey, payload: str, timestamp: str) -> str:
+    signature = private_key.sign((timestamp + payload).encode(), ec.ECDSA(hashes.SHA256()))
+    return base64.b64encode(signature).decode()
+
+
+async def post_events(app: web.Application):
+    """Background task: flush pending events every 0.5 s; keep what the portal refused."""
+    events = app[EVENTS]
+    async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=10)) as session:
+        app[EVENTS]["task"] = asyncio.current_task()
+        while True:
+            await asyncio.sleep(0.5)
+            batch, events["pending"] = events["pending"][:500], events["pending"][500:]
+            if not batch:
+                continue
+            payload = json.dumps(batch)
+            timestamp = str(int(time.time()))
+            headers = {"Content-Type": "application/json", TIMESTAMP_HEADER: timestamp,
+                       SIGNATURE_HEADER: sign(events["key"], payload, timestamp)}
+            try:
+                async with session.post(events["url"], data=payload, headers=headers) as resp:
+                    ok = resp.status < 300
+            except (aiohttp.ClientError, asyncio.TimeoutError, OSError):
+                ok = False
+            if ok:
+                events["posted"] += len(batch)
+            else:  # SendGrid retries failed batches for a day; we retry on the next tick
+                events["failed_posts"] += 1
+                events["pending"] = batch + events["pending"]
 
 
 async def twilio_send(request: web.Request) -> web.Response:
@@ -128,10 +190,16 @@ async def stats(request: web.Request) -> web.Response:
     received: Counter = state["received"]
     body = {
         "mode": state["mode"], "requests": state["requests"], "rejected": state["rejected"],
+        "rejected_by_status": dict(state["rejected_by_status"]),
         "accepted": sum(received.values()), "unique": len(received),
         "duplicated": sum(1 for c in received.values() if c > 1),
         "active_s": (state["last_at"] - state["first_at"]) if state["first_at"] else 0.0,
     }
+    events = request.app.get(EVENTS)
+    if events is not None:
+        body["events_posted"] = events["posted"]
+        body["events_pending"] = len(events["pending"])
+        body["events_failed_posts"] = events["failed_posts"]
     if request.query.get("detail"):
         body["by_key"] = dict(received)
     return web.json_response(body)
@@ -153,9 +221,18 @@ async def reset(request: web.Request) -> web.Response:
     return web.json_response({"ok": True})
 
 
-def make_app(delay_ms: int = 100) -> web.Application:
+def make_app(delay_ms: int = 100, events_url: str | None = None, events_key=None) -> web.Application:
     app = web.Application(client_max_size=20 * 1024 * 1024)
     app[STATE] = new_state(delay_ms)
+    if events_url and events_key is not None:
+        app[EVENTS] = {"url": events_url, "key": events_key, "pending": [], "posted": 0, "failed_posts": 0}
+
+        async def events_ctx(app):
+            task = asyncio.create_task(post_events(app))
+            yield
+            task.cancel()
+
+        app.cleanup_ctx.append(events_ctx)
     app.router.add_post("/v3/mail/send", sendgrid_send)
     app.router.add_post("/2010-04-01/Accounts/{sid}/Messages.json", twilio_send)
     app.router.add_get("/_stats", stats)
@@ -168,9 +245,15 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--port", type=int, required=True)
     parser.add_argument("--delay-ms", type=int, default=100)
+    parser.add_argument("--events-url", help="post signed SendGrid 'processed' events here")
+    parser.add_argument("--events-key-file", help="PEM P-256 private key that signs them")
     args = parser.parse_args(argv)
+    key = None
+    if args.events_key_file:
+        with open(args.events_key_file, "rb") as fh:
+            key = serialization.load_pem_private_key(fh.read(), password=None)
     # A large backlog: hundreds of senders connect at once.
-    web.run_app(make_app(args.delay_ms), host="127.0.0.1", port=args.port, backlog=2048,
+    web.run_app(make_app(args.delay_ms, args.events_url, key), host="127.0.0.1", port=args.port, backlog=2048,
                 access_log=None, print=None)
 
 

@@ -12,6 +12,7 @@ import argparse
 import os
 import sys
 import time
+from pathlib import Path
 
 DRILLS = ("kill_worker", "redis_loss", "provider_errors", "postgres_restart")
 
@@ -21,6 +22,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("only", nargs="*", metavar="DRILL", help=f"run only these ({', '.join(DRILLS)})")
     parser.add_argument("--quick", action="store_true", help="fewer messages")
     parser.add_argument("--messages", type=int, help="messages per drill (BENCH_DRILL_MESSAGES)")
+    parser.add_argument("--results", type=Path, help="directory for drills.json (default bench/results)")
     parser.add_argument("--timeout", type=float, default=float(os.environ.get("BENCH_DRILL_TIMEOUT", 240)),
                         help="seconds to wait for recovery per drill")
     args = parser.parse_args(argv)
@@ -79,7 +81,7 @@ def main(argv: list[str] | None = None) -> int:
     finally:
         redis_server.destroy()
     results["machine"] = report.machine()
-    path = report.write("drills", results)
+    path = report.write("drills", results, args.results)
     print(f"results: {path}")
     if failed:
         print(f"drills: not clean: {', '.join(failed)}", file=sys.stderr)
@@ -88,7 +90,7 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def rows(result: dict) -> list[tuple[str, object]]:
-    keys = ("sent", "duplicated", "lost", "recovered_s", "provider_requests", "provider_rejected",
+    keys = ("sent", "duplicated", "lost", "recovered_s", "provider_requests", "provider_rejected", "rejected_by_status",
             "portal_recovered_s", "portal_probe_errors", "statuses", "wall_s")
     return [(k, result[k]) for k in keys if k in result]
 

@@ -24,7 +24,11 @@ class Rig:
         self.env = benv.BenchEnv(database_url, redis_url, make_engine(database_url))
         default_p, default_t = pipeline.worker_defaults(self.env)
         self.processes, self.threads = processes or default_p, threads or default_t
-        self.fake = FakeProvider(delay_ms, name=f"drill-{name}-fake")
+        # The fake posts SendGrid's signed "processed" events to our web process, as in
+        # production: that is how a send whose worker died is known to have gone out.
+        self.web_port = procs.free_port()
+        self.fake = FakeProvider(delay_ms, name=f"drill-{name}-fake",
+                                 events_url=f"http://127.0.0.1:{self.web_port}/webhooks/sendgrid/events")
         self.worker: procs.Proc | None = None
         self.scheduler: procs.Proc | None = None
         self.web: procs.Proc | None = None
@@ -47,7 +51,8 @@ class Rig:
                                       self.env.process_env(**self.child_env()))
         return self.scheduler
 
-    def start_web(self, port: int) -> procs.Proc:
+    def start_web(self) -> procs.Proc:
+        port = self.web_port
         self.web = procs.portal(f"drill-{self.name}-web", ["web", "--host", "127.0.0.1", "--port", str(port)],
                                 self.env.process_env(**self.child_env()))
         procs.wait_port(port, self.web, timeout=60)
@@ -94,6 +99,7 @@ class Rig:
             "duplicated": sum(1 for k in ids if by_key.get(k, 0) > 1), "lost": len(ids) - received,
             "provider_requests": stats["requests"], "provider_rejected": stats["rejected"],
             "unknown_keys": sum(1 for k in by_key if k not in ids),
+            "provider_events_posted": stats.get("events_posted"),
         }
 
     def settle(self, since: float, timeout: float) -> dict:

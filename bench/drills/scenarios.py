@@ -19,6 +19,7 @@ def kill_worker(database_url: str, redis_url: str, n: int, timeout: float) -> di
     rig = Rig("kill-worker", database_url, redis_url, delay_ms=1000)
     try:
         rig.seed(n)
+        rig.start_web()
         rig.start_scheduler()
         rig.start_worker()
         rig.produce()
@@ -42,6 +43,7 @@ def redis_loss(database_url: str, redis_url: str, n: int, timeout: float, redis_
     rig = Rig("redis-loss", database_url, redis_url, delay_ms=500)
     try:
         rig.seed(n)
+        rig.start_web()
         rig.start_scheduler()
         rig.start_worker()
         rig.produce()
@@ -57,25 +59,39 @@ def redis_loss(database_url: str, redis_url: str, n: int, timeout: float, redis_
 
 
 def provider_errors(database_url: str, redis_url: str, n: int, timeout: float,
-                    unavailable_s: float = 15.0, throttled_s: float = 10.0) -> dict:
-    """The provider answers 503 for a while, then 429 with Retry-After, then recovers."""
+                    unavailable_s: float = 10.0) -> dict:
+    """The provider answers 503 for a while (every message is refused at least
+    once), then a burst of 429s with Retry-After (until half as many again were
+    refused), then recovers. Retries must neither give up nor send twice."""
     rig = Rig("provider-errors", database_url, redis_url, delay_ms=100)
     try:
         rig.seed(n)
+        rig.start_web()
         rig.start_scheduler()
         rig.start_worker()
         rig.fake.mode("503")
+        started = time.monotonic()
         rig.produce()
-        time.sleep(unavailable_s)
+        wait_for(lambda: rig.fake.stats()["rejected"] >= n and time.monotonic() - started >= unavailable_s, 120)
         rig.fake.mode("429", retry_after=2)
-        time.sleep(throttled_s)
+        wait_for(lambda: rig.fake.stats()["rejected_by_status"].get("429", 0) >= max(1, n // 2), 180)
         rig.fake.mode("ok")
         healthy = time.monotonic()
         result = rig.settle(healthy, timeout)
-        result["errors_answered"] = result["provider_rejected"]
+        result["rejected_by_status"] = rig.fake.stats()["rejected_by_status"]
+        result["errors_s"] = round(healthy - started, 1)
         return result
     finally:
         rig.close()
+
+
+def wait_for(predicate, timeout: float, poll: float = 0.2) -> bool:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return True
+        time.sleep(poll)
+    return False
 
 
 def postgres_restart(redis_url: str, n: int, timeout: float, down_s: float = 5.0) -> dict:
@@ -90,10 +106,10 @@ def postgres_restart(redis_url: str, n: int, timeout: float, down_s: float = 5.0
         benv.prepare(pg.url, redis_url)
         rig = Rig("postgres-restart", pg.url, redis_url, delay_ms=200)
         rig.seed(n)
+        rig.start_web()
         rig.start_scheduler()
         rig.start_worker()
-        port = procs.free_port()
-        rig.start_web(port)
+        port = rig.web_port
         with rig.env.engine.connect() as conn:
             from sqlalchemy import text
 

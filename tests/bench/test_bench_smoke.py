@@ -148,3 +148,23 @@ def test_make_bench_quick(database_url, redis_url, tmp_path):
     assert latest["invitations"]["sent_rows"] == 20
     for table in ("notifications", "portal", "scheduler", "invitations"):
         assert f"\n{table}\n" in "\n" + out.stdout
+
+
+@pytest.mark.integration
+def test_make_drills_quick(database_url, tmp_path):
+    """``python -m bench.drills kill_worker`` with a handful of messages: a worker
+    is ``kill -9``'d mid-send on a private Redis; the tally must be clean. On
+    SQLite the command refuses with one clear line: drills need PostgreSQL."""
+    url = make_url(database_url)
+    if not url.drivername.startswith("postgresql"):
+        out = run_module("bench.drills", "kill_worker", "--quick",
+                         env=child_env(tmp_path, BENCH_DATABASE_URL=database_url), timeout=60)
+        assert out.returncode == 2 and "benchmarks need PostgreSQL" in out.stderr
+        return
+    bench_db = url.set(database=f"{url.database}_bench").render_as_string(hide_password=False)
+    out = run_module("bench.drills", "kill_worker", "--messages", "8", "--results", str(tmp_path),
+                     env=child_env(tmp_path, BENCH_DATABASE_URL=bench_db))
+    assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-3000:]
+    drill = json.loads((tmp_path / "drills.json").read_text())["kill_worker"]
+    assert (drill["sent"], drill["duplicated"], drill["lost"]) == (8, 0, 0)
+    assert "kill_worker" in out.stdout and "duplicated" in out.stdout
