@@ -54,6 +54,8 @@ class Settings:
     signin_rate_identifier: int = 5
     signin_rate_ip: int = 20
     signin_rate_window_s: int = 15 * 60
+    # Reverse proxies in front of the web app that append to X-Forwarded-For (0: use the socket peer).
+    trusted_proxy_hops: int = 0
     # Invitations are not repeated within this window unless forced (issue 6).
     invite_cooldown_s: int = 7 * 24 * 3600
     # Bulk invitations are sent at most this many per second (provider rate limits).
@@ -183,6 +185,7 @@ def load_settings(env: Mapping[str, str] | None = None, *, dev: bool | None = No
         signin_rate_identifier=_int(env, "SIGNIN_RATE_IDENTIFIER", 5),
         signin_rate_ip=_int(env, "SIGNIN_RATE_IP", 20),
         signin_rate_window_s=_int(env, "SIGNIN_RATE_WINDOW", 15 * 60) or 1,
+        trusted_proxy_hops=_int(env, "TRUSTED_PROXY_HOPS", 0),
         invite_cooldown_s=_int(env, "INVITE_COOLDOWN", 7 * 24 * 3600),
         invite_rate_per_s=_int(env, "INVITE_RATE_PER_S", 5) or 1,
         webhook_timeout_s=_int(env, "WEBHOOK_TIMEOUT", 10) or 1,

@@ -16,6 +16,16 @@ from portal.settings import Settings
 log = logging.getLogger(__name__)
 
 
+def client_ip(request, trusted_proxy_hops: int) -> str:
+    """The client's address: the socket peer, or, behind ``trusted_proxy_hops`` proxies, the
+    X-Forwarded-For entry the outermost trusted proxy added (entries left of it are client-controlled)."""
+    if trusted_proxy_hops > 0:
+        hops = [h.strip() for h in request.headers.get("X-Forwarded-For", "").split(",") if h.strip()]
+        if len(hops) >= trusted_proxy_hops:
+            return hops[-trusted_proxy_hops][:64]
+    return request.remote or "unknown"
+
+
 def ip_key(business_id: int, ip: str) -> str:
     return f"rl:{business_id}:ip:{ip}"
 

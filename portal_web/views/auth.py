@@ -96,7 +96,7 @@ def signin_page(locale: str):
         settings = request.app[SETTINGS]
         _kind, value = parse_identifier(raw)
         allowed = await ratelimit.allow_signin_request(request.app[REDIS], settings, business.id,
-                                                       request.remote, value)
+                                                       ratelimit.client_ip(request, settings.trusted_proxy_hops), value)
         if allowed:
             try:
                 # A push onto the queue: the same work whether or not the customer exists.

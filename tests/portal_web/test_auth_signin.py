@@ -190,3 +190,18 @@ async def test_embed_script_is_served(client):
     assert resp.status == 200
     body = await resp.text()
     assert "data-business" in body and "Customer login" in body and "Espace client" in body
+
+
+async def test_behind_a_trusted_proxy_the_forwarded_client_ip_is_limited(
+        aiohttp_client, db, settings, session_factory, aredis, stub_broker, business):
+    from portal_web.app import create_app
+
+    app = create_app(settings.replace(trusted_proxy_hops=1, signin_rate_ip=2), session_factory=session_factory,
+                     redis_client=aredis)
+    client = await aiohttp_client(app)
+    token = await form_token(client)
+    for i in range(3):  # a spoofed left-most entry does not change the key
+        await ask(client, f"p{i}@example.com", token=token, headers={"X-Forwarded-For": f"6.6.6.{i}, 203.0.113.7"})
+    await ask(client, "other@example.com", token=token, headers={"X-Forwarded-For": "198.51.100.9"})
+    assert queued_signin_requests(stub_broker) == 3
+    assert await aredis.exists(f"rl:{business.id}:ip:203.0.113.7")
