@@ -10,6 +10,7 @@ import redis.asyncio as aioredis
 from aiohttp import web
 from sqlalchemy.orm import Session, sessionmaker
 
+from portal import redis_client
 from portal.db import make_engine, make_session_factory
 from portal.settings import Settings
 from portal_web import dev, health, middleware
@@ -42,6 +43,8 @@ def _redis_ctx(client: aioredis.Redis | None):
     async def ctx(app: web.Application):
         owned = client is None
         app[REDIS] = client if client is not None else aioredis.from_url(app[SETTINGS].redis_url)
+        # Domain code run in DB threads (live events) publishes with a sync client.
+        redis_client.configure(app[SETTINGS].redis_url)
         yield
         if owned:
             await app[REDIS].aclose()
