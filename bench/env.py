@@ -103,12 +103,13 @@ def _first_line(exc: BaseException) -> str:
     return (str(getattr(exc, "orig", None) or exc).strip().splitlines() or [type(exc).__name__])[0]
 
 
-def prepare(db_url: str | None = None, r_url: str | None = None) -> BenchEnv:
+def prepare(db_url: str | None = None, r_url: str | None = None, *, redis_check: bool = True) -> BenchEnv:
     """Check both stores, create + migrate the database, return the environment."""
     db_url = db_url or database_url()
     r_url = r_url or redis_url()
     ensure_database(db_url)
-    check_redis(r_url)
+    if redis_check:
+        check_redis(r_url)
     upgrade(db_url)
     return BenchEnv(database_url=db_url, redis_url=r_url, engine=make_engine(db_url))
 

@@ -91,7 +91,7 @@ def main(argv: list[str] | None = None) -> int:
 
 def rows(result: dict) -> list[tuple[str, object]]:
     keys = ("sent", "duplicated", "lost", "recovered_s", "provider_requests", "provider_rejected", "rejected_by_status",
-            "portal_recovered_s", "portal_probe_errors", "statuses", "wall_s")
+            "portal_recovered_s", "portal_probe_errors", "at_kill", "at_loss", "statuses", "wall_s")
     return [(k, result[k]) for k in keys if k in result]
 
 

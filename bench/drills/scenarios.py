@@ -103,7 +103,7 @@ def postgres_restart(redis_url: str, n: int, timeout: float, down_s: float = 5.0
     pg = PrivatePostgres().init()
     rig = None
     try:
-        benv.prepare(pg.url, redis_url)
+        benv.prepare(pg.url, redis_url, redis_check=False)  # the drills' own Redis, already in use
         rig = Rig("postgres-restart", pg.url, redis_url, delay_ms=200)
         rig.seed(n)
         rig.start_web()
