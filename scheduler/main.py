@@ -101,6 +101,8 @@ def run(settings) -> None:
     from portal import redis_client
     from portal.db import make_engine, make_session_factory
 
+    # APScheduler logs every run of every job at INFO: one line per 5 s is noise.
+    logging.getLogger("apscheduler").setLevel(logging.WARNING)
     client = redis_client.configure(settings.redis_url)
     factory = make_session_factory(make_engine(settings.database_url))
     service = SchedulerService(settings, factory, client)
