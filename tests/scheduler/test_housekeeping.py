@@ -6,6 +6,7 @@ import pytest
 from sqlalchemy import func, select
 
 import workers.webhooks
+from workers import messaging
 from portal import tokens
 from portal.models import (
     MagicLinkToken,
@@ -16,11 +17,12 @@ from portal.models import (
     Reminder,
     WebhookDelivery,
 )
-from portal.outbox import queue_notice
+from portal.outbox import enqueue, queue_notice
 from scheduler.housekeeping import purge, sweep
 from scheduler.planning import plan_reminders
 from scheduler.reminders import scan_due
 from tests.factories import make_booking, make_business, make_customer
+from tests.messages.support import RecordingSender, drain
 from tests.scheduler.conftest import T0, queued_message_ids
 
 GRACE = 120  # settings.outbox_grace_s
@@ -94,33 +96,44 @@ def test_finished_messages_are_left_alone(db, session_factory, settings, custome
 
 def test_redis_wiped_while_reminders_were_pending(db, session_factory, settings, clock, stub_broker, redis_client):
     """Every pending reminder still goes out, once: the rows, not Redis, are the truth."""
-    business = make_business(db)
-    bookings = [make_booking(db, make_customer(db, business), starts_at=T0 + timedelta(days=2, minutes=i))
-                for i in range(3)]
-    for booking in bookings:
-        plan_reminders(db, booking)
-    db.commit()
-    clock.move_to(T0 + timedelta(days=1, minutes=5))
-    assert scan_due(session_factory) == {"enqueued": 3}
-    pending = sorted(queued_message_ids(stub_broker))
-    assert len(pending) == 3
+    email = RecordingSender("rec-email")
+    messaging.configure(settings, email_sender=email, sms_sender=RecordingSender("rec-sms"),
+                        session_factory=session_factory)
+    try:
+        business = make_business(db)
+        bookings = [make_booking(db, make_customer(db, business), starts_at=T0 + timedelta(days=2, minutes=i))
+                    for i in range(3)]
+        for booking in bookings:
+            plan_reminders(db, booking)
+        db.commit()
+        clock.move_to(T0 + timedelta(days=1, minutes=5))
+        assert scan_due(session_factory) == {"enqueued": 3}
+        pending = sorted(queued_message_ids(stub_broker))
+        assert len(pending) == 3
 
-    stub_broker.flush_all()  # the queue is wiped before any worker took them
-    redis_client.flushdb()
-    clock.move_to(T0 + timedelta(days=1, minutes=5, seconds=GRACE + 1))
-    assert sweep(session_factory, settings, redis_client=redis_client)["lost"] == 3
-    assert sorted(queued_message_ids(stub_broker)) == pending  # each once
-    assert scan_due(session_factory) == {}  # the reminders themselves are not re-sent
+        stub_broker.flush_all()  # the queue is wiped before any worker took them
+        redis_client.flushdb()
+        clock.move_to(T0 + timedelta(days=1, minutes=5, seconds=GRACE + 1))
+        assert sweep(session_factory, settings, redis_client=redis_client)["lost"] == 3
+        assert sorted(queued_message_ids(stub_broker)) == pending  # each once
+        assert scan_due(session_factory) == {}  # the reminders themselves are not planned again
 
-    # Once a worker has sent them, nothing brings them back, even with Redis wiped again.
-    for message in db.scalars(select(Message).where(Message.id.in_(pending))):
-        message.status = "sent"
-    db.commit()
-    stub_broker.flush_all()
-    redis_client.flushdb()
-    clock.move_to(T0 + timedelta(days=1, hours=1))
-    assert sweep(session_factory, settings, redis_client=redis_client)["lost"] == 0
-    assert queued_message_ids(stub_broker) == []
+        drain(stub_broker)  # the real deliver_message actor
+        assert sorted(e.to for e in email.sent) == sorted(b.customer.email for b in bookings)
+        db.expire_all()
+        assert {m.status for m in db.scalars(select(Message).where(Message.id.in_(pending)))} == {"sent"}
+
+        # Redis wiped again, stale duplicates of the jobs around: nothing goes out twice.
+        stub_broker.flush_all()
+        redis_client.flushdb()
+        clock.move_to(T0 + timedelta(days=1, hours=1))
+        assert sweep(session_factory, settings, redis_client=redis_client)["lost"] == 0
+        for message_id in pending:
+            enqueue(message_id)
+        drain(stub_broker)
+        assert len(email.sent) == 3
+    finally:
+        messaging.reset()
 
 
 def test_overdue_webhook_deliveries_are_enqueued_again(
