@@ -126,10 +126,16 @@ def cmd_worker(args) -> int:
     from dramatiq.cli import main as dramatiq_main
     from dramatiq.cli import make_argument_parser
 
+    from portal.broker import prepare_worker_env
+
     settings = _settings()
     os.environ.setdefault("REDIS_URL", settings.redis_url)
     argv = ["workers", "--processes", str(args.processes or settings.worker_processes),
             "--threads", str(args.threads or settings.worker_threads)]
+    if prepare_worker_env():  # Dramatiq's Prometheus middleware (WORKER_METRICS)
+        # Worker processes are forked from this one, which already imported the
+        # actors and prometheus_client without metrics: start Dramatiq afresh.
+        os.execv(sys.executable, [sys.executable, "-m", "dramatiq", *argv])
     return dramatiq_main(make_argument_parser().parse_args(argv)) or 0
 
 

@@ -1,12 +1,14 @@
-"""Error pages and security headers."""
+"""Error pages, security headers and request latency (Prometheus)."""
 
 from __future__ import annotations
 
 import logging
+import time
 
 from aiohttp import web
 
 from portal.errors import PortalError, ValidationError
+from portal.metrics import REQUEST_LATENCY
 from portal_web.rendering import render
 
 log = logging.getLogger(__name__)
@@ -82,5 +84,28 @@ async def security_headers(request: web.Request, handler):
     return resp
 
 
+def route_label(request: web.Request) -> str:
+    """The matched route's pattern (``/{slug}/signin``), never the raw path: labels stay few."""
+    route = request.match_info.route
+    resource = route.resource if route is not None else None
+    return resource.canonical if resource is not None else "(unmatched)"
+
+
+@web.middleware
+async def request_latency(request: web.Request, handler):
+    started = time.perf_counter()
+    status = 500
+    try:
+        resp = await handler(request)
+        status = resp.status
+        return resp
+    except web.HTTPException as exc:
+        status = exc.status
+        raise
+    finally:
+        REQUEST_LATENCY.labels(request.method, route_label(request), str(status)).observe(
+            time.perf_counter() - started)
+
+
 def stack() -> list:
-    return [security_headers, errors]
+    return [request_latency, security_headers, errors]

@@ -1,0 +1,157 @@
+"""What the dashboard reads from the database: throughput, outcomes, search.
+
+Plain synchronous SQLAlchemy on a system session (operators see every
+business); the handlers run these off the event loop.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta, timezone
+
+from sqlalchemy import Integer, and_, case, cast, func, or_, select
+from sqlalchemy.orm import Session, selectinload
+
+from portal.models import Business, Customer, Message
+from portal.outbox import record_status
+
+# window name -> (span, bucket) in seconds: an hour by minute, a day by 5 minutes.
+WINDOWS = {"hour": (3600, 60), "day": (86400, 300), "week": (7 * 86400, 3600)}
+SERIES = {"sent": ("sent",), "delivered": ("delivered",), "failed": ("failed", "dead")}
+OUTCOMES = ("queued", "sent", "delivered", "bounced", "failed", "skipped", "unknown")
+RETRYABLE = ("failed", "dead")
+SEARCH_LIMIT = 50
+
+
+def _epoch_bucket(session: Session, column, seconds: int):
+    """Whole buckets since the epoch, computed by the database (SQLite or PostgreSQL).
+
+    Timestamps are stored as naive UTC, which both read as UTC here.
+    """
+    if session.get_bind().dialect.name == "postgresql":
+        return cast(func.floor(func.extract("epoch", column) / seconds), Integer)
+    return cast(func.strftime("%s", column), Integer) // seconds
+
+
+def throughput(session: Session, window: str, now: datetime | None = None) -> dict:
+    """Messages that reached sent, delivered or failed, counted per bucket of the window.
+
+    A message counts once, at its latest status change; the (status,
+    updated_at) index serves the query, and the database does the counting.
+    """
+    span, step = WINDOWS[window]
+    now = now or datetime.now(timezone.utc)
+    end = int(now.timestamp()) // step + 1
+    start = end - span // step
+    bucket = _epoch_bucket(session, Message.updated_at, step)
+    statuses = [s for group in SERIES.values() for s in group]
+    rows = session.execute(
+        select(bucket, Message.status, func.count())
+        .where(Message.status.in_(statuses), Message.updated_at >= datetime.fromtimestamp(start * step, timezone.utc))
+        .group_by(bucket, Message.status)
+    ).all()
+    series = {name: [0] * (end - start) for name in SERIES}
+    for b, status, count in rows:
+        index = int(b) - start
+        if not 0 <= index < end - start:
+            continue
+        for name, group in SERIES.items():
+            if status in group:
+                series[name][index] += count
+    return {"window": window, "bucket_s": step, "start": datetime.fromtimestamp(start * step, timezone.utc).isoformat(),
+            "series": series, "totals": {name: sum(values) for name, values in series.items()}}
+
+
+def _outcome_expr():
+    failed = Message.status.in_(("failed", "dead"))
+    bounce = func.lower(func.coalesce(Message.status_reason, "")).like("%bounce%")
+    return case(
+        (Message.status == "bounced", "bounced"),
+        (and_(failed, bounce), "bounced"),
+        (failed, "failed"),
+        (Message.status == "sending", "queued"),
+        else_=Message.status,
+    )
+
+
+def _empty() -> dict:
+    return {name: 0 for name in OUTCOMES}
+
+
+def outcomes(session: Session, window: str, now: datetime | None = None) -> dict:
+    """Delivery outcomes of the messages created in the window, per channel and per business."""
+    span, _ = WINDOWS[window]
+    since = (now or datetime.now(timezone.utc)) - timedelta(seconds=span)
+    outcome = _outcome_expr()
+    by_channel: dict[str, dict] = {}
+    for channel, name, count in session.execute(
+        select(Message.channel, outcome, func.count()).where(Message.created_at >= since)
+        .group_by(Message.channel, outcome)
+    ):
+        by_channel.setdefault(channel, _empty())[name if name in OUTCOMES else "unknown"] += count
+    by_business: dict[int, dict] = {}
+    for business_id, name, count in session.execute(
+        select(Message.business_id, outcome, func.count()).where(Message.created_at >= since)
+        .group_by(Message.business_id, outcome)
+    ):
+        by_business.setdefault(business_id, _empty())[name if name in OUTCOMES else "unknown"] += count
+    names = dict(session.execute(select(Business.id, Business.slug).where(Business.id.in_(list(by_business)))).all())
+    businesses = sorted(
+        ({"business": names.get(bid, str(bid)), **counts} for bid, counts in by_business.items()),
+        key=lambda row: (-sum(row[n] for n in OUTCOMES), row["business"]),
+    )
+    channels = [{"channel": ch, **counts} for ch, counts in sorted(by_channel.items())]
+    return {"window": window, "columns": list(OUTCOMES), "channels": channels, "businesses": businesses[:50]}
+
+
+def message_counts(session: Session) -> list[tuple[str, str, int]]:
+    """(status, channel, count) over every message, for the /metrics gauge."""
+    return [tuple(row) for row in session.execute(
+        select(Message.status, Message.channel, func.count()).group_by(Message.status, Message.channel))]
+
+
+def search(session: Session, *, business: str = "", customer: str = "", recipient: str = "",
+           limit: int = SEARCH_LIMIT) -> list[dict]:
+    """Messages matching every given criterion, newest first, each with its status history.
+
+    No criterion: the latest messages.
+    """
+    stmt = select(Message).options(selectinload(Message.events)).order_by(Message.id.desc()).limit(limit)
+    business, customer, recipient = business.strip(), customer.strip(), recipient.strip()
+    if business:
+        stmt = stmt.join(Business, Business.id == Message.business_id).where(Business.slug == business.lower())
+    if customer:
+        needle = customer.lower()
+        stmt = stmt.join(Customer, Customer.id == Message.customer_id).where(or_(
+            Customer.external_id == customer,
+            func.lower(Customer.email) == needle,
+            func.lower(Customer.name).contains(needle, autoescape=True),
+        ))
+    if recipient:
+        stmt = stmt.where(func.lower(Message.recipient).contains(recipient.lower(), autoescape=True))
+    messages = session.scalars(stmt).all()
+    slugs = dict(session.execute(
+        select(Business.id, Business.slug).where(Business.id.in_({m.business_id for m in messages}))).all())
+    customers = {c.id: c for c in session.scalars(
+        select(Customer).where(Customer.id.in_({m.customer_id for m in messages if m.customer_id})))}
+    results = []
+    for m in messages:
+        c = customers.get(m.customer_id)
+        results.append({
+            "id": m.id, "business": slugs.get(m.business_id, ""), "kind": m.kind, "channel": m.channel,
+            "recipient": m.recipient, "status": m.status, "status_reason": m.status_reason, "attempts": m.attempts,
+            "provider": m.provider, "provider_id": m.provider_id,
+            "customer": {"external_id": c.external_id, "name": c.name} if c else None,
+            "created_at": m.created_at.isoformat(), "updated_at": m.updated_at.isoformat(),
+            "events": [{"status": e.status, "detail": e.detail, "at": e.created_at.isoformat()} for e in m.events],
+        })
+    return results
+
+
+def reset_for_retry(session: Session, message_id: int) -> bool:
+    """Put a failed message back to queued so the retried delivery may send it."""
+    message = session.get(Message, message_id)
+    if message is None or message.status not in RETRYABLE:
+        return False
+    record_status(session, message, "queued", "retried by an operator")
+    message.lease_until = None
+    return True
