@@ -97,6 +97,7 @@
   }
 
   function clock(date) { return date.toISOString().slice(11, 16); }
+  function day(date) { return date.toISOString().slice(5, 10); }
 
   function drawChart(svg, data) {
     var W = 600, H = 180, L = 34, R = 8, T = 10, B = 22;
@@ -112,9 +113,9 @@
     svg.appendChild(el("text", { x: L - 4, y: T + 8, "text-anchor": "end" }, String(max)));
     svg.appendChild(el("text", { x: L - 4, y: H - B, "text-anchor": "end" }, "0"));
     var start = new Date(data.start);
-    var end = new Date(start.getTime() + n * data.bucket_s * 1000);
-    svg.appendChild(el("text", { x: L, y: H - 6 }, clock(start) + " UTC"));
-    svg.appendChild(el("text", { x: W - R, y: H - 6, "text-anchor": "end" }, clock(end) + " UTC"));
+    var long = n * data.bucket_s >= 86400;
+    svg.appendChild(el("text", { x: L, y: H - 6 }, (long ? day(start) + " " : "") + clock(start) + " UTC"));
+    svg.appendChild(el("text", { x: W - R, y: H - 6, "text-anchor": "end" }, "now"));
     var area = "M" + x(0) + "," + y(0);
     data.series.sent.forEach(function (v, i) { area += " L" + x(i) + "," + y(v); });
     area += " L" + x(n - 1) + "," + y(0) + " Z";
@@ -158,7 +159,8 @@
     tick += 1;
     Promise.all(jobs).then(function () {
       problem(null);
-      $("updated").textContent = "Updated " + new Date().toLocaleTimeString() + " · refreshes every " + POLL_MS / 1000 + " s";
+      $("updated").textContent = "Updated " + new Date().toLocaleTimeString() +
+        " · refreshes every " + POLL_MS / 1000 + " s";
       document.body.setAttribute("data-polls", String(tick));
     }).catch(problem).then(function () { window.setTimeout(poll, POLL_MS); });
   }
