@@ -90,6 +90,14 @@ def last_sent_at(env: BenchEnv, business_id: int, min_id: int = 0) -> datetime |
     return value.replace(tzinfo=timezone.utc) if value else None
 
 
+def sent_span_s(env: BenchEnv, business_id: int, min_id: int = 0) -> float | None:
+    """Seconds from the first to the last ``sent_at`` of these messages."""
+    with env.engine.connect() as conn:
+        lo, hi = conn.execute(text("SELECT min(sent_at), max(sent_at) FROM message WHERE business_id = :b "
+                                   "AND id > :m"), {"b": business_id, "m": min_id}).one()
+    return (hi - lo).total_seconds() if lo and hi and hi > lo else None
+
+
 def max_message_id(env: BenchEnv) -> int:
     with env.engine.connect() as conn:
         return conn.scalar(text("SELECT coalesce(max(id), 0) FROM message")) or 0
