@@ -36,15 +36,20 @@ def metrics_env() -> dict[str, str]:
 
 def start_portal_worker(env: BenchEnv, processes: int, threads: int, extra_env: dict[str, str],
                         name: str = "worker") -> procs.Proc:
-    return procs.portal(name, ["worker", "--processes", str(processes), "--threads", str(threads)],
-                        env.process_env(**metrics_env(), **extra_env))
+    metrics = metrics_env()
+    proc = procs.portal(name, ["worker", "--processes", str(processes), "--threads", str(threads)],
+                        env.process_env(**metrics, **extra_env))
+    proc.temp_paths.append(metrics["dramatiq_prom_db"])
+    return proc
 
 
 def start_noop_worker(env: BenchEnv, processes: int, threads: int, name: str = "noop-worker") -> procs.Proc:
     # The same middleware as ``portal worker`` (which turns metrics on in prepare_worker_env).
     metrics = metrics_env()
-    return procs.dramatiq(name, "bench.noop_actors", processes, threads, env.process_env(
+    proc = procs.dramatiq(name, "bench.noop_actors", processes, threads, env.process_env(
         **metrics, PORTAL_WORKER_METRICS="1", PROMETHEUS_MULTIPROC_DIR=metrics["dramatiq_prom_db"]))
+    proc.temp_paths.append(metrics["dramatiq_prom_db"])
+    return proc
 
 
 def produce_confirmations(env: BenchEnv, business_id: int, booking_ids: tuple[int, int],

@@ -5,6 +5,7 @@ is left behind when the run ends."""
 from __future__ import annotations
 
 import os
+import shutil
 import signal
 import socket
 import subprocess
@@ -23,6 +24,7 @@ class Proc:
     def __init__(self, name: str, argv: list[str], env: dict[str, str] | None = None, log: bool = True):
         self.name = name
         self.argv = argv
+        self.temp_paths: list[str] = []  # removed by stop()
         LOG_DIR.mkdir(parents=True, exist_ok=True)
         self.log_path = LOG_DIR / f"{name}.log"
         out = open(self.log_path, "ab") if log else subprocess.DEVNULL
@@ -46,6 +48,7 @@ class Proc:
         except ProcessLookupError:
             pass
         self.popen.wait()
+        self._cleanup()
 
     def stop(self, timeout: float = 15.0) -> None:
         if self.popen.poll() is None:
@@ -62,6 +65,14 @@ class Proc:
             os.killpg(self.popen.pid, signal.SIGKILL)
         except (ProcessLookupError, PermissionError):
             pass
+        self._cleanup()
+
+    def _cleanup(self) -> None:
+        for path in self.temp_paths:
+            if os.path.isdir(path):
+                shutil.rmtree(path, ignore_errors=True)
+            else:
+                Path(path).unlink(missing_ok=True)
 
     def tail(self, n: int = 20) -> str:
         try:

@@ -36,6 +36,8 @@ class FakeProvider:
             key_file, self.webhook_public_key = event_keypair()
             args += ["--events-url", events_url, "--events-key-file", key_file]
         self.proc = procs.python(name, "bench.fake_provider", args)
+        if events_url:
+            self.proc.temp_paths.append(key_file)
         procs.wait_port(self.port, self.proc)
 
     def _call(self, path: str, data: dict | None = None) -> dict:
