@@ -137,8 +137,13 @@ def _stamp_business(session: Session, _ctx, _instances) -> None:
             raise TenantScopeError("row of another business modified")
 
 
+# SQLAlchemy also fires after_commit / after_rollback when a SAVEPOINT
+# (begin_nested) is released or rolled back; only the real end counts here,
+# or a message would be enqueued before the row it names is committed.
 @event.listens_for(Session, "after_commit")
 def _run_after_commit(session: Session) -> None:
+    if session.in_nested_transaction():
+        return
     callbacks = session.info.pop(AFTER_COMMIT, [])
     for callback in callbacks:
         callback()
@@ -146,4 +151,6 @@ def _run_after_commit(session: Session) -> None:
 
 @event.listens_for(Session, "after_rollback")
 def _drop_after_commit(session: Session) -> None:
+    if session.in_nested_transaction():
+        return
     session.info.pop(AFTER_COMMIT, None)
