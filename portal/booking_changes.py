@@ -30,13 +30,15 @@ from sqlalchemy.exc import IntegrityError, OperationalError
 from sqlalchemy.orm import Session
 
 from portal import events
-from portal.errors import Conflict, NotFound, PolicyError, ValidationError
+from portal.errors import Conflict, PolicyError, ValidationError
 from portal.models import Booking, Business, Customer, Service, ServiceProvider, utcnow
 from portal.outbox import queue_notice
+from portal.selfservice import get_owned
 from portal.slots import free_slots, overlaps
 from portal.webhooks_out import record_event
 from scheduler.planning import cancel_reminders, plan_reminders
 
+BOOKING_MISSING = "This booking does not exist."
 SLOT_TAKEN = "Sorry, that time was just taken by someone else. Please choose another time."
 MAX_REASON = 1000
 
@@ -66,13 +68,7 @@ def within_notice(starts_at: datetime, now: datetime, notice_minutes: int) -> bo
 
 def get_booking(session: Session, customer_id: int, public_id: str, *, for_update: bool = False) -> Booking:
     """The signed-in customer's booking by its public id, else NotFound."""
-    stmt = select(Booking).where(Booking.public_id == str(public_id), Booking.customer_id == customer_id)
-    if for_update:
-        stmt = stmt.with_for_update()
-    booking = session.scalar(stmt)
-    if booking is None:
-        raise NotFound("This booking does not exist.")
-    return booking
+    return get_owned(session, Booking, customer_id, public_id, missing=BOOKING_MISSING, for_update=for_update)
 
 
 def list_bookings(session: Session, customer_id: int, now: datetime | None = None) -> tuple[list[Booking], list[Booking]]:

@@ -20,6 +20,8 @@ from portal.webhooks_out import record_event
 
 MAX_COMMENT = 2000
 SECTION_HIDDEN = "This page does not exist."
+INVOICE_MISSING = "This invoice does not exist."
+QUOTE_MISSING = "This quote does not exist."
 
 
 def require_section(business: Business, section: str) -> None:
@@ -37,13 +39,21 @@ def list_invoices(session: Session, business: Business, customer_id: int) -> lis
                                 .order_by(Invoice.issued_on.desc(), Invoice.id.desc())))
 
 
+def get_owned(session: Session, model, customer_id: int, public_id: str, *, missing: str,
+              for_update: bool = False):
+    """The signed-in customer's row by its public id, else ``NotFound(missing)``."""
+    stmt = select(model).where(model.public_id == str(public_id), model.customer_id == customer_id)
+    if for_update:
+        stmt = stmt.with_for_update()
+    row = session.scalar(stmt)
+    if row is None:
+        raise NotFound(missing)
+    return row
+
+
 def get_invoice(session: Session, business: Business, customer_id: int, public_id: str) -> Invoice:
     require_section(business, "invoices")
-    invoice = session.scalar(select(Invoice).where(Invoice.public_id == str(public_id),
-                                                   Invoice.customer_id == customer_id))
-    if invoice is None:
-        raise NotFound("This invoice does not exist.")
-    return invoice
+    return get_owned(session, Invoice, customer_id, public_id, missing=INVOICE_MISSING)
 
 
 def invoice_balance(invoice: Invoice) -> int:
@@ -66,13 +76,7 @@ def list_quotes(session: Session, business: Business, customer_id: int) -> list[
 def get_quote(session: Session, business: Business, customer_id: int, public_id: str, *,
               for_update: bool = False) -> Quote:
     require_section(business, "quotes")
-    stmt = select(Quote).where(Quote.public_id == str(public_id), Quote.customer_id == customer_id)
-    if for_update:
-        stmt = stmt.with_for_update()
-    quote = session.scalar(stmt)
-    if quote is None:
-        raise NotFound("This quote does not exist.")
-    return quote
+    return get_owned(session, Quote, customer_id, public_id, missing=QUOTE_MISSING, for_update=for_update)
 
 
 def quote_is_open(quote: Quote, today: date) -> bool:
