@@ -157,22 +157,24 @@ def booking_context(session, message, settings) -> dict:
 
 # --- the types ----------------------------------------------------------------
 
+def link_context(session, message, settings, purpose: str, ttl_s: int) -> dict:
+    """Context with a fresh magic link, minted now so only its hash is ever stored."""
+    ctx = base_context(session, message, settings)
+    raw = tokens.mint(session, _customer(session, message), purpose, ttl_s)
+    ctx["link"] = settings.public_base_url + tokens.link_path(ctx["business"]["slug"], raw)
+    return ctx
+
+
 @register("signin_link", "account", urgent=True)
 def signin_link(session, message, settings) -> dict:
-    ctx = base_context(session, message, settings)
-    customer = _customer(session, message)
-    raw = tokens.mint(session, customer, "signin", settings.signin_token_ttl_s)
-    ctx["link"] = settings.public_base_url + tokens.link_path(ctx["business"]["slug"], raw)
+    ctx = link_context(session, message, settings, "signin", settings.signin_token_ttl_s)
     ctx["expires_minutes"] = max(1, settings.signin_token_ttl_s // 60)
     return ctx
 
 
 @register("invitation", "account")
 def invitation(session, message, settings) -> dict:
-    ctx = base_context(session, message, settings)
-    customer = _customer(session, message)
-    raw = tokens.mint(session, customer, "invitation", settings.invitation_token_ttl_s)
-    ctx["link"] = settings.public_base_url + tokens.link_path(ctx["business"]["slug"], raw)
+    ctx = link_context(session, message, settings, "invitation", settings.invitation_token_ttl_s)
     ctx["expires_days"] = max(1, settings.invitation_token_ttl_s // 86400)
     return ctx
 
