@@ -55,7 +55,10 @@ def make_engine(url: str, **kwargs) -> Engine:
 
         @event.listens_for(engine, "begin")
         def _sqlite_begin(conn):
-            conn.exec_driver_sql("BEGIN")
+            # IMMEDIATE: take the write lock up front. A deferred transaction
+            # that reads and then writes while another process writes fails
+            # at once with "database is locked" (busy_timeout can't help).
+            conn.exec_driver_sql("BEGIN IMMEDIATE")
 
         return engine
     kwargs.setdefault("pool_size", 10)
