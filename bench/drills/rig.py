@@ -17,6 +17,15 @@ DRILL_ENV = {"OUTBOX_GRACE": "10", "SENDING_LEASE": "30"}
 PENDING = ("queued", "sending")
 
 
+def wait_for(predicate, timeout: float, poll: float = 0.2) -> bool:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return True
+        time.sleep(poll)
+    return False
+
+
 class Rig:
     def __init__(self, name: str, database_url: str, redis_url: str, *, delay_ms: int = 100,
                  processes: int | None = None, threads: int | None = None):
@@ -75,13 +84,20 @@ class Rig:
     def produce(self) -> float:
         return pipeline.produce_confirmations(self.env, self.business_id, self.bookings)
 
+    def start(self, n: int) -> None:
+        """Seed n bookings and start web, scheduler and worker."""
+        self.seed(n)
+        self.start_web()
+        self.start_scheduler()
+        self.start_worker()
+
     def wait_received(self, count: int, timeout: float = 120) -> bool:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self.fake.stats()["accepted"] >= count:
-                return True
-            time.sleep(0.1)
-        return False
+        return wait_for(lambda: self.fake.stats()["accepted"] >= count, timeout, poll=0.1)
+
+    def wait_flowing(self, n: int) -> None:
+        """Wait until a quarter of the n messages reached the provider: the moment to disrupt."""
+        if not self.wait_received(max(1, n // 4)):
+            raise RuntimeError(f"nothing reached the provider:\n{self.worker.tail()}")
 
     # --- outcome ---
     def statuses(self) -> dict[str, int]:

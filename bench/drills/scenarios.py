@@ -9,7 +9,7 @@ import urllib.request
 
 from bench import env as benv, procs
 from bench.drills.private_pg import PrivatePostgres
-from bench.drills.rig import Rig
+from bench.drills.rig import Rig, wait_for
 
 
 def kill_worker(database_url: str, redis_url: str, n: int, timeout: float) -> dict:
@@ -18,13 +18,9 @@ def kill_worker(database_url: str, redis_url: str, n: int, timeout: float) -> di
     heartbeat timeout (portal/broker.py) and the scheduler's sweeper."""
     rig = Rig("kill-worker", database_url, redis_url, delay_ms=1000)
     try:
-        rig.seed(n)
-        rig.start_web()
-        rig.start_scheduler()
-        rig.start_worker()
+        rig.start(n)
         rig.produce()
-        if not rig.wait_received(max(1, n // 4)):
-            raise RuntimeError(f"nothing reached the provider:\n{rig.worker.tail()}")
+        rig.wait_flowing(n)
         in_flight = rig.statuses()
         rig.worker.kill9()
         time.sleep(1)
@@ -42,13 +38,9 @@ def redis_loss(database_url: str, redis_url: str, n: int, timeout: float, redis_
     pending; the scheduler's sweeper re-enqueues the rows still queued."""
     rig = Rig("redis-loss", database_url, redis_url, delay_ms=500)
     try:
-        rig.seed(n)
-        rig.start_web()
-        rig.start_scheduler()
-        rig.start_worker()
+        rig.start(n)
         rig.produce()
-        if not rig.wait_received(max(1, n // 4)):
-            raise RuntimeError(f"nothing reached the provider:\n{rig.worker.tail()}")
+        rig.wait_flowing(n)
         before = rig.statuses()
         back = redis_server.restart_empty(down_s=1.0)
         result = rig.settle(back, timeout)
@@ -65,10 +57,7 @@ def provider_errors(database_url: str, redis_url: str, n: int, timeout: float,
     refused), then recovers. Retries must neither give up nor send twice."""
     rig = Rig("provider-errors", database_url, redis_url, delay_ms=100)
     try:
-        rig.seed(n)
-        rig.start_web()
-        rig.start_scheduler()
-        rig.start_worker()
+        rig.start(n)
         rig.fake.mode("503")
         started = time.monotonic()
         rig.produce()
@@ -85,15 +74,6 @@ def provider_errors(database_url: str, redis_url: str, n: int, timeout: float,
         rig.close()
 
 
-def wait_for(predicate, timeout: float, poll: float = 0.2) -> bool:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return True
-        time.sleep(poll)
-    return False
-
-
 def postgres_restart(redis_url: str, n: int, timeout: float, down_s: float = 5.0) -> dict:
     """A private PostgreSQL cluster is stopped hard (``immediate``: connections
     cut, like a crash) under load and started again; the worker, scheduler and
@@ -105,10 +85,7 @@ def postgres_restart(redis_url: str, n: int, timeout: float, down_s: float = 5.0
     try:
         benv.prepare(pg.url, redis_url, redis_check=False)  # the drills' own Redis, already in use
         rig = Rig("postgres-restart", pg.url, redis_url, delay_ms=200)
-        rig.seed(n)
-        rig.start_web()
-        rig.start_scheduler()
-        rig.start_worker()
+        rig.start(n)
         port = rig.web_port
         with rig.env.engine.connect() as conn:
             from sqlalchemy import text
@@ -124,8 +101,7 @@ def postgres_restart(redis_url: str, n: int, timeout: float, down_s: float = 5.0
         probe = PortalProbe(url, cookie)
         probe.start()
         rig.produce()
-        if not rig.wait_received(max(1, n // 4)):
-            raise RuntimeError(f"nothing reached the provider:\n{rig.worker.tail()}")
+        rig.wait_flowing(n)
         _down, up = pg.restart(down_s=down_s, mode="immediate")
         result = rig.settle(up, timeout)
         probe_result = probe.stop(up)
