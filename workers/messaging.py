@@ -38,7 +38,8 @@ from datetime import datetime, timedelta
 
 import dramatiq
 from jinja2 import TemplateError
-from sqlalchemy import and_, or_, update
+from sqlalchemy import and_, bindparam, case, insert, or_, select, update
+from sqlalchemy.orm import joinedload
 
 from messages import compose, quiet_hours, registry
 from messages.types import Skip
@@ -178,6 +179,57 @@ def _quiet_hours(session, message: Message, now: datetime) -> tuple[str, datetim
     return "wait", opens
 
 
+# The statements of every send, built once: constructing them costs as much as running them.
+_LOAD = (
+    select(Message, Booking)
+    .outerjoin(Booking, Booking.id == Message.booking_id)
+    .options(joinedload(Message.customer), joinedload(Booking.service), joinedload(Booking.provider))
+    .where(Message.id == bindparam("message_id"))
+)
+# Core statements on the table (not the ORM entity) skip the ORM's bulk
+# machinery, which costs more than these one-row statements themselves.
+_MESSAGE = Message.__table__
+_M = _MESSAGE.c
+_CLAIM = (
+    update(_MESSAGE)
+    .where(_M.id == bindparam("message_id"),
+           or_(_M.status == "queued",
+               and_(_M.status == "sending",
+                    or_(_M.lease_until.is_(None), _M.lease_until <= bindparam("now")))))
+    .values(status="sending", lease_until=bindparam("lease_until"), attempts=_M.attempts + 1,
+            updated_at=bindparam("now"), locale=bindparam("locale"), recipient=bindparam("recipient"))
+    .returning(_M.attempts)
+    )
+_WAS_SENDING = _M.status == "sending"
+_SENT = (
+    update(_MESSAGE)
+    .where(_M.id == bindparam("message_id"))
+    .values(provider=bindparam("provider"), provider_id=bindparam("provider_id"), sent_at=bindparam("now"),
+            lease_until=None, not_before=None, updated_at=bindparam("now"),
+            status=case((_WAS_SENDING, "sent"), else_=_M.status),
+            status_reason=case((_WAS_SENDING, bindparam("detail")), else_=_M.status_reason))
+    .returning(_M.status, _M.business_id, _M.customer_id, _M.kind, _M.channel)
+    )
+_HISTORY = insert(MessageEvent.__table__)
+
+
+def _load(session, message_id: int) -> tuple[Message | None, Booking | None]:
+    """The message with its customer, business and booking (service, provider) in one query.
+
+    Everything the checks and the templates read later comes from the session's
+    identity map instead of a query each: this is the hot path of every send. The
+    caller keeps the booking referenced: the identity map holds rows weakly.
+    """
+    row = session.execute(_LOAD, {"message_id": message_id}).first()
+    return (row[0], row[1]) if row else (None, None)
+
+
+def _history(session, message_id: int, business_id: int, status: str, detail: str | None) -> None:
+    # A plain INSERT: the ORM's unit of work costs more than the rest of the row's bookkeeping.
+    session.execute(_HISTORY, {"business_id": business_id, "message_id": message_id, "status": status,
+                               "detail": detail, "created_at": utcnow()})
+
+
 def deliver(message_id: int) -> str:
     """One delivery attempt; returns the row's status afterwards (tests read it)."""
     settings = _settings()
@@ -186,7 +238,7 @@ def deliver(message_id: int) -> str:
 
     # 1. Check, render and claim, in one transaction.
     with system_session(factory) as session:
-        message = session.get(Message, message_id)
+        message, _booking = _load(session, message_id)
         if message is None:
             return "missing"
         if message.status == "sending" and message.lease_until is not None and message.lease_until > now:
@@ -232,24 +284,18 @@ def deliver(message_id: int) -> str:
             message = session.get(Message, message_id)
             return _finish(session, message, "failed", f"could not render: {type(exc).__name__}: {exc}"[:1000])
 
-        claimed = session.execute(
-            update(Message)
-            .where(Message.id == message_id,
-                   or_(Message.status == "queued",
-                       and_(Message.status == "sending",
-                            or_(Message.lease_until.is_(None), Message.lease_until <= now))))
-            .values(status="sending", lease_until=now + timedelta(seconds=settings.sending_lease_s),
-                    attempts=Message.attempts + 1, updated_at=now)
-            .execution_options(synchronize_session=False)
-        )
-        if claimed.rowcount != 1:
+        # compose() set the row's locale and recipient: the claim writes them, no separate flush.
+        with session.no_autoflush:
+            attempt = session.execute(_CLAIM, {
+                "message_id": message_id, "now": now, "locale": message.locale, "recipient": message.recipient,
+                "lease_until": now + timedelta(seconds=settings.sending_lease_s),
+            }).scalar()
+        if attempt is None:
             session.rollback()  # another worker got there first (and the token minted above is dropped)
             return "claimed elsewhere"
-        session.refresh(message)
-        attempt = message.attempts
-        session.add(MessageEvent(business_id=message.business_id, message_id=message.id, status="sending",
-                                 detail=f"attempt {attempt}"))
-        channel = message.channel
+        channel, business_id = message.channel, message.business_id
+        session.expunge(message)  # its changes are in the claim; nothing left to flush
+        _history(session, message_id, business_id, "sending", f"attempt {attempt}")
         session.commit()
 
     # 2. The provider, with no transaction open.
@@ -267,10 +313,10 @@ def deliver(message_id: int) -> str:
 
     # 3. Record the outcome.
     with system_session(factory) as session:
+        if result is not None:
+            return _record_sent(session, message_id, result)
         message = session.get(Message, message_id)
         provider = getattr(sender, "name", None)
-        if result is not None:
-            return _record_sent(session, message, result)
         detail = f"{type(error).__name__}: {error}" + (f" (code {error.code})" if error.code is not None else "")
         detail = detail[:1000]
         if isinstance(error, PermanentProviderError):
@@ -294,20 +340,24 @@ def deliver(message_id: int) -> str:
     raise dramatiq.Retry(f"message {message_id}: {detail}", delay=int(delay * 1000))
 
 
-def _record_sent(session, message: Message, result) -> str:
-    message.provider = result.provider
-    message.provider_id = result.provider_id
-    message.sent_at = utcnow()
-    message.lease_until = None
-    message.not_before = None
+def _record_sent(session, message_id: int, result) -> str:
+    """The provider took it: one UPDATE and one history row.
+
+    A delivery callback that got here first has already moved the row on
+    (delivered, bounced...): its later status stays, the send is still logged.
+    """
+    now = utcnow()
     detail = f"{result.provider} {result.provider_id}"
-    if message.status == "sending":
-        return _finish(session, message, "sent", detail)
-    # A delivery callback got here before us: keep its (later) status, log the send.
-    session.add(MessageEvent(business_id=message.business_id, message_id=message.id, status="sent", detail=detail))
+    row = session.execute(_SENT, {"message_id": message_id, "provider": result.provider,
+                                  "provider_id": result.provider_id, "now": now, "detail": detail}).one()
+    status, business_id, customer_id, kind, channel = row
+    _history(session, message_id, business_id, "sent", detail)
+    if customer_id is not None and status == "sent":
+        events.emit(session, business_id, customer_id, "message_status",
+                    {"message_id": message_id, "kind": kind, "channel": channel, "status": status})
     session.commit()
-    MESSAGES.labels(status="sent", channel=message.channel).inc()
-    return message.status
+    MESSAGES.labels(status="sent", channel=channel).inc()
+    return status
 
 
 def mark_contact(session, message: Message, code) -> None:
