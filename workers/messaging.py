@@ -38,7 +38,7 @@ from datetime import datetime, timedelta
 
 import dramatiq
 from jinja2 import TemplateError
-from sqlalchemy import and_, bindparam, case, insert, or_, select, update
+from sqlalchemy import and_, bindparam, case, or_, select, update
 from sqlalchemy.orm import joinedload
 
 from messages import compose, quiet_hours, registry
@@ -47,8 +47,8 @@ from portal import events
 from portal.db import system_session
 from portal.errors import PermanentProviderError, ProviderError, TransientProviderError, UnknownDeliveryError
 from portal.metrics import MESSAGES
-from portal.models import Booking, Business, Customer, Message, MessageEvent, utcnow
-from portal.outbox import enqueue, record_status
+from portal.models import Booking, Business, Customer, Message, utcnow
+from portal.outbox import add_history, enqueue, record_status
 
 log = logging.getLogger(__name__)
 
@@ -210,7 +210,6 @@ _SENT = (
             status_reason=case((_WAS_SENDING, bindparam("detail")), else_=_M.status_reason))
     .returning(_M.status, _M.business_id, _M.customer_id, _M.kind, _M.channel)
     )
-_HISTORY = insert(MessageEvent.__table__)
 
 
 def _load(session, message_id: int) -> tuple[Message | None, Booking | None]:
@@ -222,12 +221,6 @@ def _load(session, message_id: int) -> tuple[Message | None, Booking | None]:
     """
     row = session.execute(_LOAD, {"message_id": message_id}).first()
     return (row[0], row[1]) if row else (None, None)
-
-
-def _history(session, message_id: int, business_id: int, status: str, detail: str | None) -> None:
-    # A plain INSERT: the ORM's unit of work costs more than the rest of the row's bookkeeping.
-    session.execute(_HISTORY, {"business_id": business_id, "message_id": message_id, "status": status,
-                               "detail": detail, "created_at": utcnow()})
 
 
 def deliver(message_id: int) -> str:
@@ -295,7 +288,7 @@ def deliver(message_id: int) -> str:
             return "claimed elsewhere"
         channel, business_id = message.channel, message.business_id
         session.expunge(message)  # its changes are in the claim; nothing left to flush
-        _history(session, message_id, business_id, "sending", f"attempt {attempt}")
+        add_history(session, business_id, message_id, "sending", f"attempt {attempt}")
         session.commit()
 
     # 2. The provider, with no transaction open.
@@ -351,7 +344,7 @@ def _record_sent(session, message_id: int, result) -> str:
     row = session.execute(_SENT, {"message_id": message_id, "provider": result.provider,
                                   "provider_id": result.provider_id, "now": now, "detail": detail}).one()
     status, business_id, customer_id, kind, channel = row
-    _history(session, message_id, business_id, "sent", detail)
+    add_history(session, business_id, message_id, "sent", detail)
     if customer_id is not None and status == "sent":
         events.emit(session, business_id, customer_id, "message_status",
                     {"message_id": message_id, "kind": kind, "channel": channel, "status": status})
