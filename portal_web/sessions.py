@@ -31,18 +31,23 @@ from __future__ import annotations
 
 import functools
 from datetime import datetime, timedelta
+from typing import Callable, TypeVar
 
 from aiohttp import web
 from sqlalchemy import delete, or_, select
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, lazyload
 
-from portal.models import Customer, PortalSession, utcnow
+from portal.db import scope_to
+from portal.errors import NotFound
+from portal.models import Business, Customer, PortalSession, utcnow
 from portal.security import hash_token, new_token
 from portal.settings import Settings
 from portal_web import csrf
-from portal_web.db import in_tenant
+from portal_web.db import in_system, in_tenant
 from portal_web.keys import BUSINESS, CUSTOMER, LOCALE, PORTAL_SESSION, SETTINGS
-from portal_web.shell import load_business, negotiate_locale, signin_path
+from portal_web.shell import BUSINESS_MISSING, load_business, negotiate_locale, signin_path
+
+T = TypeVar("T")
 
 COOKIE = "portal_session"
 # last_seen_at is written at most this often: the idle timeout needs no write per request.
@@ -65,17 +70,25 @@ def create_session(db: Session, business_id: int, customer_id: int, settings: Se
 
 
 def find_session(db: Session, raw: str | None, settings: Settings,
-                 now: datetime | None = None) -> PortalSession | None:
-    """The live session for this cookie value in the session's business, or None.
+                 now: datetime | None = None) -> tuple[PortalSession, Customer] | None:
+    """The live session for this cookie value in the session's business, and its
+    customer (one query), or None.
 
-    A timed-out row is deleted on sight; a live one has its idle clock reset.
+    A timed-out row is deleted on sight; a live one has its idle clock reset,
+    at most every TOUCH_EVERY (no write per request).
     """
     if not raw or len(raw) > 128:
         return None
     now = now or utcnow()
-    row = db.scalar(select(PortalSession).where(PortalSession.session_hash == hash_token(raw)))
-    if row is None:
+    # Customer.business is eager (joined) by default; the business is already in
+    # this session (the caller looked it up), so it comes from the identity map.
+    found = db.execute(select(PortalSession, Customer).join(Customer, Customer.id == PortalSession.customer_id)
+                       .options(lazyload(Customer.business))
+                       .where(PortalSession.session_hash == hash_token(raw))).first()
+    if found is None:
         return None
+    row, customer = found
+    _ = customer.business  # loaded while the session is open: templates get a detached copy
     idle = timedelta(seconds=settings.session_idle_timeout_s)
     if row.expires_at <= now or row.last_seen_at + idle <= now:
         db.delete(row)
@@ -83,7 +96,7 @@ def find_session(db: Session, raw: str | None, settings: Settings,
         return None
     if now - row.last_seen_at >= TOUCH_EVERY:
         row.last_seen_at = now
-    return row
+    return row, customer
 
 
 def destroy_session(db: Session, raw: str | None) -> int:
@@ -118,27 +131,61 @@ def clear_session_cookie(resp: web.StreamResponse, slug: str, settings: Settings
 
 # --- request side ---
 
-async def current_session(request: web.Request) -> tuple[PortalSession, Customer] | None:
-    """The request's session and customer for the business in the URL, or None."""
-    business = await load_business(request)
+def _signed_in_work(request: web.Request, then: Callable[[Session, Business, Customer], T] | None = None):
+    """The database side of a signed-in request, for one ``run_db`` hop: the URL's
+    business (unless already known), the cookie's live session and customer in
+    that business, then ``then(db, business, customer)`` in the same transaction."""
+    known = request.get(BUSINESS)
+    slug = request.match_info.get("slug", "")
     raw = request.cookies.get(COOKIE)
-    if not raw:
-        return None
     settings = request.app[SETTINGS]
 
     def work(db: Session):
-        row = find_session(db, raw, settings)
-        if row is None:
-            return None
-        customer = db.get(Customer, row.customer_id)
-        return (row, customer) if customer is not None else None
+        business = known or db.scalar(select(Business).where(Business.slug == slug))
+        if business is None or not business.portal_enabled:
+            return None, None, None
+        scope_to(db, business.id)  # from here on, this business's rows only
+        found = find_session(db, raw, settings)
+        if found is None or then is None:
+            return business, found, None
+        return business, found, then(db, business, found[1])
 
-    return await in_tenant(request.app, business.id, work)
+    return work
+
+
+async def current_session(request: web.Request) -> tuple[PortalSession, Customer] | None:
+    """The request's session and customer for the business in the URL, or None.
+
+    Sets request[BUSINESS] (404 if unknown or its portal is off)."""
+    if not request.cookies.get(COOKIE):
+        await load_business(request)
+        return None
+    business, found, _ = await in_system(request.app, _signed_in_work(request))
+    _set_business(request, business)
+    return found
+
+
+def _set_business(request: web.Request, business: Business | None) -> None:
+    if business is None:
+        raise NotFound(BUSINESS_MISSING)
+    request[BUSINESS] = business
 
 
 def _wants_redirect(request: web.Request) -> bool:
     accept = request.headers.get("Accept", "")
     return "application/json" not in accept and "text/event-stream" not in accept
+
+
+def _signed_out(request: web.Request) -> web.HTTPException:
+    if _wants_redirect(request):
+        return web.HTTPSeeOther(signin_path(request[BUSINESS].slug, negotiate_locale(request)))
+    return web.HTTPUnauthorized(text="Sign in to continue.")
+
+
+def _set_customer(request: web.Request, row: PortalSession, customer: Customer) -> None:
+    request[PORTAL_SESSION] = row
+    request[CUSTOMER] = customer
+    request[LOCALE] = negotiate_locale(request, customer=customer)
 
 
 async def require_customer(request: web.Request) -> Customer:
@@ -148,19 +195,36 @@ async def require_customer(request: web.Request) -> Customer:
     """
     if CUSTOMER in request:
         return request[CUSTOMER]
-    business = await load_business(request)
     found = await current_session(request)
     if found is None:
-        if _wants_redirect(request):
-            raise web.HTTPSeeOther(signin_path(business.slug, negotiate_locale(request)))
-        raise web.HTTPUnauthorized(text="Sign in to continue.")
+        raise _signed_out(request)
     row, customer = found
     if request.method not in csrf.SAFE_METHODS:
         await csrf.verify(request, row.csrf_token)
-    request[PORTAL_SESSION] = row
-    request[CUSTOMER] = customer
-    request[LOCALE] = negotiate_locale(request, customer=customer)
+    _set_customer(request, row, customer)
     return customer
+
+
+async def signed_in(request: web.Request, load: Callable[[Session, Business, Customer], T]) -> T:
+    """``require_customer`` and a page's reads, ``load(db, business, customer)``,
+    in one database transaction (one thread hop): for read-only pages.
+
+    Like ``login_required``: signed-out visitors go to sign-in, and ``load``
+    runs only for a live session, scoped to the URL's business."""
+    if CUSTOMER in request or request.method not in csrf.SAFE_METHODS:
+        # Unsafe methods check CSRF before any work; an already known customer needs no lookup.
+        await require_customer(request)
+        return await in_tenant(request.app, request[BUSINESS].id,
+                               lambda db: load(db, request[BUSINESS], request[CUSTOMER]))
+    if not request.cookies.get(COOKIE):
+        await load_business(request)
+        raise _signed_out(request)
+    business, found, data = await in_system(request.app, _signed_in_work(request, load))
+    _set_business(request, business)
+    if found is None:
+        raise _signed_out(request)
+    _set_customer(request, *found)
+    return data
 
 
 def login_required(handler):

@@ -22,6 +22,7 @@ from portal_web.rendering import render
 LANG_COOKIE = "portal_lang"
 # Sign-in page per language: the URL itself chooses the language.
 SIGNIN_PATHS = {"en": "signin", "fr": "connexion"}
+BUSINESS_MISSING = "There is no customer portal at this address."
 
 
 async def load_business(request: web.Request) -> Business:
@@ -32,7 +33,7 @@ async def load_business(request: web.Request) -> Business:
     slug = request.match_info.get("slug", "")
     found = await in_system(request.app, lambda s: s.scalar(select(Business).where(Business.slug == slug)))
     if found is None or not found.portal_enabled:
-        raise NotFound("There is no customer portal at this address.")
+        raise NotFound(BUSINESS_MISSING)
     request[BUSINESS] = found
     return found
 

@@ -204,3 +204,56 @@ async def test_the_customer_locale_applies_after_sign_in_and_lang_overrides(clie
     # The choice is remembered for this business's pages.
     html = await (await client.get("/pro-home/")).text()
     assert '<html lang="en">' in html
+
+
+async def test_dashboard_shows_services_providers_and_counts_of_this_customer_only(client, db, business, jane):
+    from tests.factories import make_invoice, make_provider, make_quote, make_service
+
+    cleaning = make_service(db, business, name="Window cleaning")
+    alex = make_provider(db, business, name="Alex Martin")
+    make_booking(db, jane, service_id=cleaning.id, provider_id=alex.id)
+    make_booking(db, jane, service_id=None, provider_id=None,
+                 starts_at=datetime.now(timezone.utc).replace(microsecond=0) + timedelta(days=5))
+    make_invoice(db, jane)
+    make_invoice(db, jane, payment_status="partially_paid", amount_paid_cents=100)
+    make_invoice(db, jane, payment_status="paid")
+    make_quote(db, jane)
+    make_quote(db, jane, status="approved")
+    omar = make_customer(db, business, email="omar@example.com")
+    make_invoice(db, omar)
+    make_quote(db, omar)
+    business.show_quotes = True
+    db.flush()
+    await sign_in(client, db, jane)
+    html = await (await client.get("/pro-home/")).text()
+    assert "Window cleaning" in html and "with Alex Martin" in html
+    assert "Appointment" in html  # the booking with no service
+    assert "2 open invoices" in html and "1 awaiting your answer" in html
+
+
+async def test_the_idle_clock_is_written_at_most_every_touch_interval(client, db, jane):
+    from portal_web.sessions import TOUCH_EVERY
+
+    await sign_in(client, db, jane)
+
+    def last_seen():
+        db.expire_all()
+        return db.scalar(select(PortalSession.last_seen_at).where(PortalSession.customer_id == jane.id))
+
+    first = last_seen()
+    start = datetime.now(timezone.utc)
+    with time_machine.travel(start + TOUCH_EVERY / 2, tick=False):
+        assert (await client.get("/pro-home/", allow_redirects=False)).status == 200
+    assert last_seen() == first  # no write for a page view soon after the last one
+    later = start + TOUCH_EVERY + timedelta(seconds=1)
+    with time_machine.travel(later, tick=False):
+        assert (await client.get("/pro-home/", allow_redirects=False)).status == 200
+    assert abs(last_seen() - later) < timedelta(seconds=1)
+
+
+async def test_dashboard_of_an_unknown_or_disabled_portal_is_404(client, db, business, jane):
+    await sign_in(client, db, jane)
+    assert (await client.get("/no-such-co/", allow_redirects=False)).status == 404
+    business.portal_enabled = False
+    db.flush()
+    assert (await client.get("/pro-home/", allow_redirects=False)).status == 404
