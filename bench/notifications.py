@@ -6,12 +6,14 @@ threads."""
 
 from __future__ import annotations
 
+import os
 import time
 from datetime import datetime, timezone
 
 from dramatiq import Message
 
 from bench import datagen, env as benv, pipeline
+from bench.cpu import CpuMeter, Own
 from bench.provider_client import FakeProvider
 from bench.report import ratio
 
@@ -85,6 +87,8 @@ def pipeline_run(env: benv.BenchEnv, n: int, processes: int, threads: int, delay
             raise RuntimeError(f"warm-up messages not delivered ({counts}):\n{worker.tail()}")
         watermark = pipeline.max_message_id(env)
         fake.reset()
+        meter = CpuMeter({"worker": worker.pid, "producer": Own(os.getpid()), "provider": fake.proc.pid,
+                          "postgres": "postgres", "redis": "redis-server"})
         started_at = datetime.now(timezone.utc)
         start = time.perf_counter()
         produce_s = pipeline.produce_confirmations(env, biz, (first + warm, first + warm + n - 1))
@@ -94,6 +98,7 @@ def pipeline_run(env: benv.BenchEnv, n: int, processes: int, threads: int, delay
         if finished and last_sent:  # the worker's own clock, not our polling interval
             elapsed = max(0.001, min(elapsed, (last_sent - started_at).total_seconds()))
         received = fake.stats()
+        cpu = meter.per_item_ms(n)
         worker.stop()
 
         # Phase 2: a backlog written by the producer alone, drained by the workers alone.
@@ -114,6 +119,7 @@ def pipeline_run(env: benv.BenchEnv, n: int, processes: int, threads: int, delay
         "provider_duplicated": received["duplicated"], "produce_s": round(produce_s, 3),
         "produce_per_s": round(n / produce_s, 1) if produce_s else None,
         "elapsed_s": round(elapsed, 3), "per_s": round(min(sent, received["unique"]) / elapsed, 1),
+        "cpu_ms_per_message": cpu,
         "producer_alone_per_s": round(n / alone_s, 1) if alone_s else None,
         "drain": {"finished": drained, "statuses": drain_counts, "span_s": drain_s and round(drain_s, 3),
                   "per_s": round(drain_sent / drain_s, 1) if drain_s else None,
@@ -147,7 +153,14 @@ def rows(result: dict) -> list[tuple[str, object]]:
         ("producer while sending, events/s", real["produce_per_s"]),
         ("producer alone, events/s", real["producer_alone_per_s"]),
         ("workers alone (backlog), msg/s", real["drain"]["per_s"]),
+        ("CPU ms per message, end to end", _cpu(real["cpu_ms_per_message"])),
         ("rows sent / provider unique", f"{real['sent_rows']} / {real['provider_unique']}"),
         ("provider duplicates", real["provider_duplicated"] + real["drain"]["provider_duplicated"]),
         ("finished (not timed out)", f"{real['finished']} / baseline {base['finished']}"),
     ]
+
+
+def _cpu(parts: dict[str, float]) -> str:
+    """"7.1 = worker 4.2 + postgres 1.3 + ..." (biggest first)."""
+    named = sorted(((v, k) for k, v in parts.items() if k != "total"), reverse=True)
+    return f"{parts['total']} = " + " + ".join(f"{k} {v}" for v, k in named)
