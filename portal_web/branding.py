@@ -8,6 +8,7 @@ page (links, outlines) are darkened until they reach 4.5:1.
 
 from __future__ import annotations
 
+import functools
 import re
 from urllib.parse import urlparse
 
@@ -82,11 +83,15 @@ def theme(business) -> dict:
         "name": business.name,
         "logo_url": safe_logo(business.logo_url),
         "primary": primary,
-        "on_primary": text_on(primary),
-        "primary_ink": ink_on_white(primary),
         "accent": accent,
-        "on_accent": text_on(accent),
+        **_readable(primary, accent),
     }
+
+
+@functools.lru_cache(maxsize=1024)
+def _readable(primary: str, accent: str) -> dict:
+    # Pure function of two colours, computed on every page otherwise (contrast search).
+    return {"on_primary": text_on(primary), "primary_ink": ink_on_white(primary), "on_accent": text_on(accent)}
 
 
 def css_variables(t: dict) -> str:

@@ -12,9 +12,11 @@ from portal_web.keys import JINJA
 TEMPLATES = Path(__file__).resolve().parent.parent / "templates"
 
 
-def make_jinja() -> Environment:
+def make_jinja(auto_reload: bool = True) -> Environment:
+    """``auto_reload=False`` in production: no stat() of every template file on each render."""
     env = Environment(
         loader=FileSystemLoader(TEMPLATES),
+        auto_reload=auto_reload,
         autoescape=select_autoescape(["html"]),
         extensions=["jinja2.ext.i18n"],
         trim_blocks=True,

@@ -199,13 +199,19 @@ def dashboard_data(db: Session, business, customer: Customer) -> dict:
         .outerjoin(ServiceProvider, ServiceProvider.id == Booking.provider_id)
         .where(Booking.customer_id == customer.id, Booking.status == "scheduled", Booking.ends_at >= now)
         .order_by(Booking.starts_at).limit(3)).all()
-    data = {"upcoming": list(upcoming), "open_invoices": 0, "pending_quotes": 0}
+    # Both counts in one statement (the tenant filter applies inside subqueries too).
+    counts = {}
     if business.show_invoices:
-        data["open_invoices"] = db.scalar(select(func.count(Invoice.id)).where(
-            Invoice.customer_id == customer.id, Invoice.payment_status.in_(("unpaid", "partially_paid")))) or 0
+        counts["open_invoices"] = select(func.count(Invoice.id)).where(
+            Invoice.customer_id == customer.id,
+            Invoice.payment_status.in_(("unpaid", "partially_paid"))).scalar_subquery()
     if business.show_quotes:
-        data["pending_quotes"] = db.scalar(select(func.count(Quote.id)).where(
-            Quote.customer_id == customer.id, Quote.status == "pending")) or 0
+        counts["pending_quotes"] = select(func.count(Quote.id)).where(
+            Quote.customer_id == customer.id, Quote.status == "pending").scalar_subquery()
+    data = {"upcoming": list(upcoming), "open_invoices": 0, "pending_quotes": 0}
+    if counts:
+        row = db.execute(select(*(q.label(name) for name, q in counts.items()))).one()
+        data.update(row._asdict())
     return data
 
 
