@@ -109,6 +109,13 @@ def serve_and_load(name: str, argv_proc, port: int, url: str, cookie, sizes) -> 
         proc.stop()
 
 
+def web_processes(env: benv.BenchEnv) -> int:
+    from portal.settings import load_settings
+    from portal_web.serve import process_count
+
+    return process_count(load_settings(env.process_env()))
+
+
 def run(env: benv.BenchEnv, sizes) -> dict:
     started = time.perf_counter()
     biz, (cmin, cmax) = load_dataset(env, sizes.customers, sizes.bookings)
@@ -118,6 +125,7 @@ def run(env: benv.BenchEnv, sizes) -> dict:
 
     port = procs.free_port()
     portal_url = f"http://127.0.0.1:{port}/{SLUG}/"
+    # As the Procfile runs it (``portal web --port $PORT``; WEB_PROCESSES processes), on loopback only.
     portal = serve_and_load(
         "portal web",
         lambda: procs.portal("web", ["web", "--host", "127.0.0.1", "--port", str(port)], env.process_env()),
@@ -135,6 +143,7 @@ def run(env: benv.BenchEnv, sizes) -> dict:
         "baseline_p50_ms": bare["p50_ms"], "baseline_p99_ms": bare["p99_ms"],
         "customers": sizes.customers, "bookings": sizes.bookings, "customer_bookings": own,
         "concurrency": sizes.concurrency, "dataset_load_s": round(load_s, 1), "portal": portal, "baseline": bare,
+        "web_processes": web_processes(env),
     }
 
 
@@ -144,6 +153,7 @@ def rows(result: dict) -> list[tuple[str, object]]:
         ("dataset", f"{result['customers']:,} customers, {result['bookings']:,} bookings "
                     f"(signed-in customer has {result['customer_bookings']})"),
         ("concurrent clients", result["concurrency"]),
+        ("portal web processes (WEB_PROCESSES)", result.get("web_processes")),
         ("dashboard requests ok / errors", f"{p['ok']} / {p['requests'] - p['ok']}"),
         ("dashboard req/s", result["rps"]),
         ("dashboard p50 ms", result["p50_ms"]),

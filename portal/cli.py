@@ -115,11 +115,10 @@ def cmd_business_rotate_key(args) -> int:
 
 
 def cmd_web(args) -> int:
-    from portal_web.app import run
+    from portal_web.serve import run
 
     port = _port(args)
-    run(_settings(), port=port, host=args.host)
-    return 0
+    return run(_settings(), port=port, host=args.host)
 
 
 def cmd_worker(args) -> int:

@@ -74,6 +74,8 @@ class Settings:
     stripe_publishable_key: str = ""
     # Threads that run blocking database work for the web app.
     db_threads: int = 8
+    # ``portal web`` processes sharing the port (SO_REUSEPORT); 0: one per usable CPU. Dev mode: 1.
+    web_processes: int = 0
     worker_processes: int = 2
     # Sends wait ~100 ms on the provider: 16 threads per process measured best on
     # 2 cores (bench/: 2x16 beat 2x8 by ~15%; 2x24 no better, and more threads
@@ -198,6 +200,7 @@ def load_settings(env: Mapping[str, str] | None = None, *, dev: bool | None = No
         stripe_api_base=_url(env, "STRIPE_API_BASE", "https://api.stripe.com", ("http", "https")),
         stripe_publishable_key=env.get("STRIPE_PUBLISHABLE_KEY", ""),
         db_threads=_int(env, "DB_THREADS", 8) or 1,
+        web_processes=_int(env, "WEB_PROCESSES", 1 if dev else 0),
         worker_processes=_int(env, "WORKER_PROCESSES", 2) or 1,
         worker_threads=_int(env, "WORKER_THREADS", 16) or 1,
     )

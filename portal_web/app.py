@@ -60,7 +60,7 @@ def create_app(
 ) -> web.Application:
     app = web.Application(middlewares=middleware.stack(), client_max_size=2 * 1024 * 1024)
     app[SETTINGS] = settings
-    app[JINJA] = make_jinja()
+    app[JINJA] = make_jinja(auto_reload=settings.dev_mode)
     app.cleanup_ctx.append(_database_ctx(session_factory))
     app.cleanup_ctx.append(_redis_ctx(redis_client))
 
@@ -79,7 +79,3 @@ def create_app(
     selfservice.setup(app)
     return app
 
-
-def run(settings: Settings, port: int, host: str = "0.0.0.0") -> None:
-    logging.getLogger("aiohttp.access").setLevel(logging.WARNING)
-    web.run_app(create_app(settings), host=host, port=port, print=lambda *_: None, access_log=None)
