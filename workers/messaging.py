@@ -342,7 +342,10 @@ def _record_sent(session, message_id: int, result) -> str:
     now = utcnow()
     detail = f"{result.provider} {result.provider_id}"
     row = session.execute(_SENT, {"message_id": message_id, "provider": result.provider,
-                                  "provider_id": result.provider_id, "now": now, "detail": detail}).one()
+                                  "provider_id": result.provider_id, "now": now, "detail": detail}).first()
+    if row is None:  # the row was deleted while the provider had it (a purge): nothing to record
+        session.rollback()
+        return "missing"
     status, business_id, customer_id, kind, channel = row
     add_history(session, business_id, message_id, "sent", detail)
     if customer_id is not None and status == "sent":

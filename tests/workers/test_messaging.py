@@ -349,6 +349,24 @@ def test_a_callback_that_beats_the_worker_is_not_overwritten(db, senders, custom
     assert message.status == "delivered" and message.provider_id == "rec-email-1"
 
 
+def test_a_row_deleted_while_the_provider_had_it_is_reported_missing(db, senders, customer):
+    (message,) = queue_notice(db, kind="signin_link", customer=customer, key="signin:gone", channels=["email"])
+    db.commit()
+    real_send = senders.email.send_email
+
+    def send_and_purge(email):
+        result = real_send(email)
+        with messaging._factory()() as other:
+            other.info["system"] = True
+            other.delete(other.get(Message, message.id))
+            other.commit()
+        return result
+
+    senders.email.send_email = send_and_purge
+    assert messaging.deliver(message.id) == "missing"
+    assert senders.email.calls == 1
+
+
 def test_invitations_by_sms_respect_quiet_hours(db, senders, customer):
     (invite,) = queue_notice(db, kind="invitation", customer=customer, key="invite:q", channels=["sms"])
     db.commit()
