@@ -62,7 +62,8 @@ def baseline(env: benv.BenchEnv, n: int, processes: int, threads: int) -> dict:
             "elapsed_s": round(elapsed, 3), "per_s": round(done / elapsed, 1)}
 
 
-def pipeline_run(env: benv.BenchEnv, n: int, processes: int, threads: int, delay_ms: int = 100) -> dict:
+def pipeline_run(env: benv.BenchEnv, n: int, processes: int, threads: int, delay_ms: int = 100,
+                 producers: int = 16) -> dict:
     """Two phases on one dataset:
 
     1. end to end: the producer writes N events while the workers send them;
@@ -91,7 +92,7 @@ def pipeline_run(env: benv.BenchEnv, n: int, processes: int, threads: int, delay
                           "postgres": "postgres", "redis": "redis-server"})
         started_at = datetime.now(timezone.utc)
         start = time.perf_counter()
-        produce_s = pipeline.produce_confirmations(env, biz, (first + warm, first + warm + n - 1))
+        produce_s = pipeline.produce_confirmations(env, biz, (first + warm, first + warm + n - 1), producers)
         counts, _, finished = pipeline.wait_messages(env, biz, n, max(120.0, n / 20), watermark, worker)
         elapsed = time.perf_counter() - start
         last_sent = pipeline.last_sent_at(env, biz, watermark)
@@ -103,7 +104,7 @@ def pipeline_run(env: benv.BenchEnv, n: int, processes: int, threads: int, delay
 
         # Phase 2: a backlog written by the producer alone, drained by the workers alone.
         backlog_mark = pipeline.max_message_id(env)
-        alone_s = pipeline.produce_confirmations(env, biz, (first + warm + n, last))
+        alone_s = pipeline.produce_confirmations(env, biz, (first + warm + n, last), producers)
         worker = pipeline.start_portal_worker(env, processes, threads, fake.provider_env(), name="worker-drain")
         drain_counts, _, drained = pipeline.wait_messages(env, biz, n, max(120.0, n / 20), backlog_mark, worker)
         drain_s = pipeline.sent_span_s(env, biz, backlog_mark)
@@ -128,15 +129,16 @@ def pipeline_run(env: benv.BenchEnv, n: int, processes: int, threads: int, delay
 
 
 def run(env: benv.BenchEnv, n: int, processes: int | None = None, threads: int | None = None,
-        delay_ms: int = 100) -> dict:
+        delay_ms: int = 100, producers: int = 16) -> dict:
     default_p, default_t = pipeline.worker_defaults(env)
     processes = processes or default_p
     threads = threads or default_t
     base = baseline(env, n, processes, threads)
-    real = pipeline_run(env, n, processes, threads, delay_ms)
+    real = pipeline_run(env, n, processes, threads, delay_ms, producers)
     return {
         "per_s": real["per_s"], "baseline_per_s": base["per_s"], "ratio": ratio(real["per_s"], base["per_s"]),
         "n": n, "worker_processes": processes, "worker_threads": threads, "provider_delay_ms": delay_ms,
+        "producer_threads": producers,
         "pipeline": real, "baseline": base,
     }
 
@@ -147,6 +149,7 @@ def rows(result: dict) -> list[tuple[str, object]]:
         ("messages (N)", result["n"]),
         ("worker processes x threads", f"{result['worker_processes']} x {result['worker_threads']}"),
         ("provider answers after", f"{result['provider_delay_ms']} ms"),
+        ("producer threads (events in flight)", result["producer_threads"]),
         ("end to end, msg/s", result["per_s"]),
         ("no-op baseline, msg/s", result["baseline_per_s"]),
         ("ratio (target >= 0.5)", result["ratio"]),

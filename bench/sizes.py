@@ -20,6 +20,7 @@ class Sizes:
     invitations: int = 100_000      # BENCH_INVITATIONS
     invite_rate: int = 2_000        # BENCH_INVITE_RATE: portal invite --rate (production default: 5/s)
     provider_delay_ms: int = 100    # BENCH_PROVIDER_DELAY_MS
+    producers: int = 16             # BENCH_PRODUCERS: booking events written concurrently (threads)
 
 
 QUICK = Sizes(messages=300, customers=500, bookings=20_000, requests=1_000, duration_s=10.0,

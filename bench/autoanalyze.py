@@ -1,0 +1,60 @@
+"""Stand in for autovacuum's ANALYZE when the server runs without it.
+
+The tables a benchmark writes (message, message_event, tokens...) start empty
+after the wipe. Without fresh statistics PostgreSQL keeps the plans it made
+while they were empty -- among them the foreign-key checks every insert runs,
+which then scan the whole message table -- and the benchmark slows down as
+the tables grow. Production runs autovacuum, which re-analyses a table after
+10 % of it changed; on a server with ``autovacuum = off`` (this machine's
+PostgreSQL) this thread does the same every few seconds.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+
+from sqlalchemy import text
+from sqlalchemy.engine import Engine
+
+log = logging.getLogger(__name__)
+
+# Written during a run; the bulk-loaded tables (customer, booking) are analysed after loading.
+GROWING = ("message", "message_event", "magic_link_token", "reminder", "portal_session")
+
+
+def autovacuum_on(engine: Engine) -> bool:
+    with engine.connect() as conn:
+        return conn.scalar(text("SHOW autovacuum")) == "on"
+
+
+class AutoAnalyze:
+    def __init__(self, engine: Engine, every_s: float = 5.0):
+        self.engine = engine
+        self.every_s = every_s
+        self.needed = not autovacuum_on(engine)
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="bench-autoanalyze", daemon=True)
+
+    def __enter__(self) -> "AutoAnalyze":
+        if self.needed:
+            self._thread.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self._stop.set()
+        if self._thread.is_alive():
+            self._thread.join(timeout=30)
+
+    def _run(self) -> None:
+        while not self._stop.wait(self.every_s):
+            try:
+                with self.engine.connect() as conn:
+                    conn = conn.execution_options(isolation_level="AUTOCOMMIT")
+                    existing = set(conn.scalars(text("SELECT tablename FROM pg_tables WHERE schemaname = "
+                                                     "current_schema()")))
+                    for table in GROWING:
+                        if table in existing:
+                            conn.execute(text(f'ANALYZE "{table}"'))
+            except Exception:  # noqa: BLE001  a missed round only makes the plans older
+                log.warning("bench: ANALYZE round failed", exc_info=True)
