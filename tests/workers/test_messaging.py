@@ -328,22 +328,26 @@ def test_unknown_outcome_is_never_resent(db, senders, customer):
     assert senders.broker.dead_letters == []
 
 
-def test_a_callback_that_beats_the_worker_is_not_overwritten(db, senders, customer):
-    (message,) = queue_notice(db, kind="signin_link", customer=customer, key="signin:cb", channels=["email"])
-    db.commit()
+def meanwhile(senders, change):
+    """Make the email sender run ``change(row)`` in another session once the provider took the mail."""
     real_send = senders.email.send_email
 
-    def send_and_callback(email):
+    def send_then_change(email):
         result = real_send(email)
-        # The provider's "delivered" webhook lands before the worker records "sent".
         with messaging._factory()() as other:
             other.info["system"] = True
-            row = other.get(Message, message.id)
-            row.status = "delivered"
+            change(other, other.get(Message, email.message_id))
             other.commit()
         return result
 
-    senders.email.send_email = send_and_callback
+    senders.email.send_email = send_then_change
+
+
+def test_a_callback_that_beats_the_worker_is_not_overwritten(db, senders, customer):
+    (message,) = queue_notice(db, kind="signin_link", customer=customer, key="signin:cb", channels=["email"])
+    db.commit()
+    # The provider's "delivered" webhook lands before the worker records "sent".
+    meanwhile(senders, lambda _session, row: setattr(row, "status", "delivered"))
     assert messaging.deliver(message.id) == "delivered"
     message = fresh(db, message)
     assert message.status == "delivered" and message.provider_id == "rec-email-1"
@@ -352,17 +356,7 @@ def test_a_callback_that_beats_the_worker_is_not_overwritten(db, senders, custom
 def test_a_row_deleted_while_the_provider_had_it_is_reported_missing(db, senders, customer):
     (message,) = queue_notice(db, kind="signin_link", customer=customer, key="signin:gone", channels=["email"])
     db.commit()
-    real_send = senders.email.send_email
-
-    def send_and_purge(email):
-        result = real_send(email)
-        with messaging._factory()() as other:
-            other.info["system"] = True
-            other.delete(other.get(Message, message.id))
-            other.commit()
-        return result
-
-    senders.email.send_email = send_and_purge
+    meanwhile(senders, lambda session, row: session.delete(row))
     assert messaging.deliver(message.id) == "missing"
     assert senders.email.calls == 1
 
