@@ -199,7 +199,7 @@ _CLAIM = (
     .values(status="sending", lease_until=bindparam("lease_until"), attempts=_M.attempts + 1,
             updated_at=bindparam("now"), locale=bindparam("locale"), recipient=bindparam("recipient"))
     .returning(_M.attempts)
-    )
+)
 _WAS_SENDING = _M.status == "sending"
 _SENT = (
     update(_MESSAGE)
@@ -209,7 +209,7 @@ _SENT = (
             status=case((_WAS_SENDING, "sent"), else_=_M.status),
             status_reason=case((_WAS_SENDING, bindparam("detail")), else_=_M.status_reason))
     .returning(_M.status, _M.business_id, _M.customer_id, _M.kind, _M.channel)
-    )
+)
 
 
 def _load(session, message_id: int) -> tuple[Message | None, Booking | None]:
