@@ -146,17 +146,18 @@ def _later(message_id: int, seconds: float) -> None:
     enqueue(message_id, delay_ms=int(seconds * 1000))
 
 
-def _live(session, message: Message, status: str) -> None:
+def _live(session, business_id: int, customer_id: int | None, message_id: int, kind: str, channel: str,
+          status: str) -> None:
     # An open portal page shows the new status (same event as the delivery webhooks send).
-    if message.customer_id is not None:
-        events.emit(session, message.business_id, message.customer_id, "message_status",
-                    {"message_id": message.id, "kind": message.kind, "channel": message.channel, "status": status})
+    if customer_id is not None:
+        events.emit(session, business_id, customer_id, "message_status",
+                    {"message_id": message_id, "kind": kind, "channel": channel, "status": status})
 
 
 def _finish(session, message: Message, status: str, detail: str | None) -> str:
     record_status(session, message, status, detail)
     message.lease_until = None
-    _live(session, message, status)
+    _live(session, message.business_id, message.customer_id, message.id, message.kind, message.channel, status)
     session.commit()
     MESSAGES.labels(status=status, channel=message.channel).inc()
     return status
@@ -348,9 +349,8 @@ def _record_sent(session, message_id: int, result) -> str:
         return "missing"
     status, business_id, customer_id, kind, channel = row
     add_history(session, business_id, message_id, "sent", detail)
-    if customer_id is not None and status == "sent":
-        events.emit(session, business_id, customer_id, "message_status",
-                    {"message_id": message_id, "kind": kind, "channel": channel, "status": status})
+    if status == "sent":
+        _live(session, business_id, customer_id, message_id, kind, channel, status)
     session.commit()
     MESSAGES.labels(status="sent", channel=channel).inc()
     return status
