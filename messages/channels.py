@@ -95,11 +95,6 @@ def facts(session: Session, customer: Customer, category: str | None) -> Facts:
     )
 
 
-def has_sms_consent(session: Session, customer: Customer, category: str | None = None) -> bool:
-    """The latest SMS consent row (for all categories or this one) decides."""
-    return facts(session, customer, category).sms_consent
-
-
 def blocked(session: Session, customer: Customer, channel: str, category: str | None = None,
             *, need_consent: bool = True, known: Facts | None = None) -> str | None:
     """Why ``channel`` can never be used for this customer right now (None: it can)."""
@@ -118,11 +113,6 @@ def blocked(session: Session, customer: Customer, channel: str, category: str | 
     if channel == "sms" and need_consent and not known.sms_consent:
         return "no SMS consent on record"
     return None
-
-
-def preference(session: Session, customer: Customer, category: str, channel: str) -> bool | None:
-    """The customer's explicit choice, or None when they never made one."""
-    return facts(session, customer, category).preference.get(channel)
 
 
 def refusal(session: Session, customer: Customer, kind: str, channel: str,

@@ -12,7 +12,6 @@ import logging
 
 from sqlalchemy import insert, select
 from sqlalchemy.dialects import postgresql, sqlite
-from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from messages import registry
@@ -105,19 +104,15 @@ def _skipped_notice(session, mtype, customer, key, booking, params, skipped: dic
     if existing is not None:
         return existing
     reason = "; ".join(f"{channel}: {why}" for channel, why in skipped.items()) or "no channel"
-    message = Message(
+    message = _insert_new(session, dict(
         business_id=customer.business_id, idempotency_key=ikey, kind=mtype.name, category=mtype.category,
         channel="email", customer_id=customer.id, booking_id=booking.id if booking else None,
         booking_version=booking.version if booking else None, recipient=customer.email or customer.phone or "",
         locale=customer.locale or "en", params=params or {}, status="skipped", status_reason=reason,
-    )
-    try:
-        with session.begin_nested():
-            session.add(message)
-            session.flush()
-    except IntegrityError:
+    ))
+    if message is None:  # a concurrent request wrote it first
         return session.scalar(select(Message).where(Message.idempotency_key == ikey))
-    session.add(MessageEvent(business_id=message.business_id, message_id=message.id, status="skipped", detail=reason))
+    add_history(session, message.business_id, message.id, "skipped", reason)
     after_commit(session, lambda: MESSAGES.labels(status="skipped", channel="none").inc())
     return message
 

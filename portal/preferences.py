@@ -62,7 +62,7 @@ def wording(business: Business, customer: Customer, category: str, channel: str,
 
 
 def _sms_consent(session: Session, customer_id: int, category: str) -> bool:
-    # Same rule as messages.channels.has_sms_consent: the latest SMS consent
+    # Same rule as messages.channels.facts: the latest SMS consent
     # row for this category or for all categories decides.
     row = session.scalar(
         select(Consent.granted)
