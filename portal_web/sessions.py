@@ -34,7 +34,7 @@ from datetime import datetime, timedelta
 from typing import Callable, TypeVar
 
 from aiohttp import web
-from sqlalchemy import delete, or_, select
+from sqlalchemy import and_, bindparam, delete, or_, select
 from sqlalchemy.orm import Session, lazyload
 
 from portal.db import scope_to
@@ -69,34 +69,47 @@ def create_session(db: Session, business_id: int, customer_id: int, settings: Se
     return raw, row
 
 
-def find_session(db: Session, raw: str | None, settings: Settings,
-                 now: datetime | None = None) -> tuple[PortalSession, Customer] | None:
-    """The live session for this cookie value in the session's business, and its
-    customer (one query), or None.
+# The signed-in lookup behind every portal page, built once (building it per
+# request cost as much as running it): the URL's business, and the cookie's
+# session and customer *in that business*, in one query. It runs in a system
+# session, so the tenant condition is written into the joins themselves.
+_SIGNED_IN = (
+    select(Business, PortalSession, Customer)
+    .outerjoin(PortalSession, and_(PortalSession.business_id == Business.id,
+                                   PortalSession.session_hash == bindparam("session_hash")))
+    .outerjoin(Customer, and_(Customer.id == PortalSession.customer_id, Customer.business_id == Business.id))
+    # The business is in this row already: customer.business comes from the identity map.
+    .options(lazyload(Customer.business))
+    .where(Business.slug == bindparam("slug"))
+)
+
+
+def lookup(db: Session, slug: str, raw: str | None, settings: Settings,
+           now: datetime | None = None) -> tuple[Business | None, tuple[PortalSession, Customer] | None]:
+    """(the business with this slug or None, its live session for this cookie value and
+    the session's customer, or None), in one query.
 
     A timed-out row is deleted on sight; a live one has its idle clock reset,
     at most every TOUCH_EVERY (no write per request).
     """
     if not raw or len(raw) > 128:
-        return None
-    now = now or utcnow()
-    # Customer.business is eager (joined) by default; the business is already in
-    # this session (the caller looked it up), so it comes from the identity map.
-    found = db.execute(select(PortalSession, Customer).join(Customer, Customer.id == PortalSession.customer_id)
-                       .options(lazyload(Customer.business))
-                       .where(PortalSession.session_hash == hash_token(raw))).first()
+        raw = ""  # no session can match: the business alone
+    found = db.execute(_SIGNED_IN, {"slug": slug, "session_hash": hash_token(raw) if raw else ""}).first()
     if found is None:
-        return None
-    row, customer = found
-    _ = customer.business  # loaded while the session is open: templates get a detached copy
+        return None, None
+    business, row, customer = found
+    if row is None or customer is None:
+        return business, None
+    _ = customer.business  # set while the session is open: templates get a detached copy
+    now = now or utcnow()
     idle = timedelta(seconds=settings.session_idle_timeout_s)
     if row.expires_at <= now or row.last_seen_at + idle <= now:
         db.delete(row)
         db.flush()
-        return None
+        return business, None
     if now - row.last_seen_at >= TOUCH_EVERY:
         row.last_seen_at = now
-    return row, customer
+    return business, (row, customer)
 
 
 def destroy_session(db: Session, raw: str | None) -> int:
@@ -133,19 +146,18 @@ def clear_session_cookie(resp: web.StreamResponse, slug: str, settings: Settings
 
 def _signed_in_work(request: web.Request, then: Callable[[Session, Business, Customer], T] | None = None):
     """The database side of a signed-in request, for one ``run_db`` hop: the URL's
-    business (unless already known), the cookie's live session and customer in
-    that business, then ``then(db, business, customer)`` in the same transaction."""
+    business, the cookie's live session and customer in that business (one query),
+    then ``then(db, business, customer)`` in the same transaction."""
     known = request.get(BUSINESS)
-    slug = request.match_info.get("slug", "")
+    slug = known.slug if known is not None else request.match_info.get("slug", "")
     raw = request.cookies.get(COOKIE)
     settings = request.app[SETTINGS]
 
     def work(db: Session):
-        business = known or db.scalar(select(Business).where(Business.slug == slug))
+        business, found = lookup(db, slug, raw, settings)
         if business is None or not business.portal_enabled:
             return None, None, None
         scope_to(db, business.id)  # from here on, this business's rows only
-        found = find_session(db, raw, settings)
         if found is None or then is None:
             return business, found, None
         return business, found, then(db, business, found[1])

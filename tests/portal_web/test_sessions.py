@@ -231,6 +231,32 @@ async def test_dashboard_shows_services_providers_and_counts_of_this_customer_on
     assert "2 open invoices" in html and "1 awaiting your answer" in html
 
 
+async def test_dashboard_rows_of_another_business_never_show_even_naming_my_customer_id(client, db, business, jane):
+    # The dashboard's reads are Core statements with their own business filter
+    # (not the session's tenant criteria): rows another business holds under my
+    # customer id, and another business's service on my booking, stay out.
+    from sqlalchemy import update
+
+    from portal.models import Booking, Invoice, Quote
+    from tests.factories import make_invoice, make_quote, make_service
+
+    other = make_business(db, slug="other-co", name="Other Co")
+    theirs = make_service(db, other, name="SECRET service")
+    mine = make_booking(db, jane, service_id=theirs.id, provider_id=None)
+    moved = make_booking(db, jane, address="SECRET street",
+                         starts_at=datetime.now(timezone.utc).replace(microsecond=0) + timedelta(days=2))
+    invoice, quote = make_invoice(db, jane), make_quote(db, jane)
+    for model, row in ((Booking, moved), (Invoice, invoice), (Quote, quote)):
+        db.execute(update(model).where(model.id == row.id).values(business_id=other.id))
+    business.show_quotes = True
+    db.flush()
+    await sign_in(client, db, jane)
+    html = await (await client.get("/pro-home/")).text()
+    assert mine.public_id in html and "Appointment" in html
+    assert "SECRET" not in html and moved.public_id not in html
+    assert "0 open invoices" in html and "0 awaiting your answer" in html
+
+
 async def test_the_idle_clock_is_written_at_most_every_touch_interval(client, db, jane):
     from portal_web.sessions import TOUCH_EVERY
 
