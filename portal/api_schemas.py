@@ -295,7 +295,8 @@ class SettingsIn(Strict):
     quiet_hours: QuietHoursIn | None = None
     auto_invite: bool | None = None
     embed_origins: Annotated[list[Origin], Field(max_length=20)] | None = None
-    webhook_url: Url | None = None
+    webhook_url: Url | None = Field(None, description="Where events are posted; the host must resolve to public "
+                                                      "addresses (not loopback, private or link-local)")
     branding: "BrandingIn | None" = None
 
 

@@ -15,7 +15,7 @@ from datetime import datetime, timezone
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from portal import events
+from portal import events, netguard
 from portal.api_schemas import (
     BookingIn,
     CancelIn,
@@ -26,7 +26,7 @@ from portal.api_schemas import (
     ServiceIn,
     SettingsIn,
 )
-from portal.errors import Conflict, NotFound, ValidationError
+from portal.errors import Conflict, NotFound, UnsafeUrl, ValidationError
 from portal.invitations import InvitationResult, invite
 from portal.models import (
     Booking,
@@ -379,12 +379,22 @@ def _minutes(hhmm: str) -> int:
     return int(hours) * 60 + int(minutes)
 
 
-def update_settings(session: Session, business: Business, data: SettingsIn) -> bool:
-    """Apply the fields sent (explicit nulls clear nullable ones); returns whether anything changed."""
-    business = session.get(Business, business.id)
+def update_settings(session: Session, business: Business, data: SettingsIn, *,
+                    allow_private_webhooks: bool = False) -> bool:
+    """Apply the fields sent (explicit nulls clear nullable ones); returns whether anything changed.
+
+    A webhook URL must resolve to public addresses unless ``allow_private_webhooks``
+    (``WEBHOOK_ALLOW_PRIVATE``); the worker checks again before each post.
+    """
     sent = data.model_fields_set
     values = {n: getattr(data, n) for n in _PLAIN_SETTINGS if n in sent}
     errors = {n: "must not be null" for n, v in values.items() if v is None and n != "webhook_url"}
+    if values.get("webhook_url") and not allow_private_webhooks:
+        try:
+            netguard.check_url(values["webhook_url"])  # a DNS lookup: before the first query opens a transaction
+        except UnsafeUrl as exc:
+            errors["webhook_url"] = str(exc)
+    business = session.get(Business, business.id)
     if "reminder_offsets" in sent:
         if data.reminder_offsets is None:
             errors["reminder_offsets"] = "must not be null"

@@ -47,6 +47,14 @@ class ValidationError(PortalError):
         self.fields = fields or {}
 
 
+class UnsafeUrl(ValidationError):
+    """A URL the portal will not call: not http(s), or its host is a private or internal address."""
+
+
+class UnresolvedHost(UnsafeUrl):
+    """The URL's host does not resolve, so it could not be checked (may be temporary)."""
+
+
 class ProviderError(PortalError):
     """A message provider refused or failed a send."""
 

@@ -63,6 +63,9 @@ class Settings:
     # Outbound webhooks to the booking system.
     webhook_timeout_s: int = 10
     webhook_max_attempts: int = 8
+    # Let webhook URLs reach private / internal addresses (loopback, 10.x, metadata service).
+    # Off in production (SSRF); on in dev mode, where the receiver is usually on 127.0.0.1.
+    webhook_allow_private: bool = False
     # Housekeeping (issue 7).
     outbox_grace_s: int = 120
     sending_lease_s: int = 300
@@ -101,6 +104,17 @@ def _int(env: Mapping[str, str], name: str, default: int) -> int:
     if value < 0:
         raise SettingsError(f"{name} must not be negative, got {raw!r}")
     return value
+
+
+def _bool(env: Mapping[str, str], name: str, default: bool) -> bool:
+    raw = (env.get(name) or "").strip().lower()
+    if raw == "":
+        return default
+    if raw in ("1", "true", "yes", "on"):
+        return True
+    if raw in ("0", "false", "no", "off"):
+        return False
+    raise SettingsError(f"{name} must be true or false, got {env.get(name)!r}")
 
 
 def _choice(env: Mapping[str, str], name: str, default: str, choices: tuple[str, ...]) -> str:
@@ -192,6 +206,7 @@ def load_settings(env: Mapping[str, str] | None = None, *, dev: bool | None = No
         invite_rate_per_s=_int(env, "INVITE_RATE_PER_S", 5) or 1,
         webhook_timeout_s=_int(env, "WEBHOOK_TIMEOUT", 10) or 1,
         webhook_max_attempts=_int(env, "WEBHOOK_MAX_ATTEMPTS", 8) or 1,
+        webhook_allow_private=_bool(env, "WEBHOOK_ALLOW_PRIVATE", dev),
         outbox_grace_s=_int(env, "OUTBOX_GRACE", 120),
         sending_lease_s=_int(env, "SENDING_LEASE", 300),
         delivery_log_retention_days=_int(env, "DELIVERY_LOG_RETENTION_DAYS", 180),

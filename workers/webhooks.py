@@ -4,7 +4,13 @@ One attempt per actor run: the row is read, the signed body posted with a
 timeout, and the outcome written to the row's delivery log. Network errors,
 429 and 5xx are retried with exponential backoff up to ``WEBHOOK_MAX_ATTEMPTS``
 (the actor re-enqueues itself with a delay), then the row is marked failed.
-Other 4xx answers fail at once: resending the same body will not change them.
+Other 4xx answers fail at once: resending the same body will not change them,
+and so do 3xx: redirects are not followed, they could lead anywhere.
+
+Unless ``WEBHOOK_ALLOW_PRIVATE``, the URL's host is resolved and checked just
+before each post (``portal.netguard``): it was checked when the business set it,
+but DNS can change since. A private or internal address fails the row at once;
+a name that does not resolve is retried like a network error.
 """
 
 from __future__ import annotations
@@ -16,8 +22,9 @@ from datetime import timedelta
 import dramatiq
 import requests
 
-from portal import webhooks_out
+from portal import netguard, webhooks_out
 from portal.db import system_session
+from portal.errors import UnresolvedHost, UnsafeUrl
 from portal.models import Business, WebhookDelivery, utcnow
 
 log = logging.getLogger(__name__)
@@ -32,6 +39,7 @@ class Config:
     session_factory: object = None
     timeout_s: float = 10.0
     max_attempts: int = 8
+    allow_private: bool = False
 
 
 _config = Config()
@@ -44,6 +52,7 @@ def configure(*, session_factory=None, settings=None) -> None:
     if settings is not None:
         _config.timeout_s = settings.webhook_timeout_s
         _config.max_attempts = settings.webhook_max_attempts
+        _config.allow_private = settings.webhook_allow_private
 
 
 def _factory():
@@ -85,12 +94,16 @@ def attempt(delivery_id: int) -> str:
         url, secret = delivery.url, (business.webhook_secret or "")
 
     # No transaction is held open while we wait on the receiver.
-    resp, error = None, None
+    resp, error, refused = None, None, None
     try:
+        if not _config.allow_private:
+            netguard.check_url(url)
         resp = requests.post(url, data=body, headers=webhooks_out.signed_headers(secret, body),
                              timeout=_config.timeout_s, allow_redirects=False)
-    except requests.RequestException as exc:
+    except (requests.RequestException, UnresolvedHost) as exc:
         error = f"{type(exc).__name__}: {exc}"[:1000]
+    except UnsafeUrl as exc:
+        refused = f"refused, not sent: {exc}; not retried"[:1000]
 
     with system_session(factory) as session:
         delivery = session.get(WebhookDelivery, delivery_id)
@@ -100,7 +113,9 @@ def attempt(delivery_id: int) -> str:
         delivery.last_status_code = resp.status_code if resp is not None else None
         delivery.last_error = error
         retry_in = None
-        if resp is not None and 200 <= resp.status_code < 300:
+        if refused is not None:
+            delivery.status, delivery.next_attempt_at, delivery.last_error = "failed", None, refused
+        elif resp is not None and 200 <= resp.status_code < 300:
             delivery.status, delivery.delivered_at, delivery.next_attempt_at = "delivered", utcnow(), None
         elif resp is not None and resp.status_code != 429 and resp.status_code < 500:
             delivery.status, delivery.next_attempt_at = "failed", None

@@ -200,9 +200,10 @@ async def get_settings(request: web.Request, business: Business) -> web.Response
 @endpoint
 async def put_settings(request: web.Request, business: Business) -> web.Response:
     data, _ = await read_body(request, SettingsIn, business)
+    allow_private = request.app[SETTINGS].webhook_allow_private
 
     def work(session: Session):
-        sync.update_settings(session, business, data)
+        sync.update_settings(session, business, data, allow_private_webhooks=allow_private)
         return settings_json(session, session.get(Business, business.id))
 
     return web.json_response(await in_business(request, business, work))

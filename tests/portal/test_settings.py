@@ -48,3 +48,12 @@ def test_dev_mode_fills_embedded_defaults():
     s = load_settings({}, dev=True)
     assert s.database_url.startswith("sqlite:///") and s.database_url.endswith("var/portal.db")
     assert s.dev_mode and s.ops_token
+
+
+def test_private_webhook_addresses_allowed_only_in_dev_mode_by_default():
+    assert not load_settings(PROD, dev=False).webhook_allow_private
+    assert load_settings({}, dev=True).webhook_allow_private
+    assert load_settings({**PROD, "WEBHOOK_ALLOW_PRIVATE": "true"}, dev=False).webhook_allow_private
+    assert not load_settings({"WEBHOOK_ALLOW_PRIVATE": "0"}, dev=True).webhook_allow_private
+    with pytest.raises(SettingsError, match="WEBHOOK_ALLOW_PRIVATE"):
+        load_settings({**PROD, "WEBHOOK_ALLOW_PRIVATE": "maybe"}, dev=False)

@@ -13,6 +13,7 @@ from portal import webhooks_out
 from portal.db import tenant_session
 from portal.models import WebhookDelivery
 from tests.factories import make_business
+from tests.fakes.dns import PUBLIC, resolve_as
 from workers import webhooks as worker
 
 
@@ -26,6 +27,7 @@ def business(db):
 @pytest.fixture
 def wired(monkeypatch, session_factory, stub_broker):
     monkeypatch.setattr(worker._config, "session_factory", session_factory)
+    monkeypatch.setattr(worker._config, "allow_private", True)  # the receiver listens on 127.0.0.1
     monkeypatch.setattr(worker._config, "max_attempts", 3)
     monkeypatch.setattr(worker, "BACKOFF_BASE_S", 0)  # retry at once: no waiting in tests
     return stub_broker
@@ -52,7 +54,8 @@ class Receiver:
     async def handle(self, request):
         self.requests.append((dict(request.headers), await request.read()))
         status = self.statuses.pop(0) if len(self.statuses) > 1 else self.statuses[0]
-        return web.Response(status=status, text="ok")
+        headers = {"Location": "/hooks"} if 300 <= status < 400 else None
+        return web.Response(status=status, text="ok", headers=headers)
 
 
 async def receiver(aiohttp_server, statuses):
@@ -208,3 +211,64 @@ def test_overdue_pending_deliveries_are_enqueued_again(session_factory, business
     db.commit()
     assert webhooks_out.redeliver_overdue(db) == 1
     assert wired.queues["webhooks"].qsize() == 1
+
+
+async def test_redirects_are_not_followed(aiohttp_server, session_factory, business, wired, webhook_worker, db):
+    rec, url = await receiver(aiohttp_server, [302])  # back to itself: following it would post twice
+    delivery_id = record(session_factory, business, url)
+    await run_worker(wired, webhook_worker)
+    assert len(rec.requests) == 1
+    db.expire_all()
+    delivery = db.get(WebhookDelivery, delivery_id)
+    assert (delivery.status, delivery.attempts, delivery.last_status_code) == ("failed", 1, 302)
+
+
+@pytest.fixture
+def guarded(wired, monkeypatch):
+    """The production setting: private addresses refused; nothing may actually be posted."""
+    monkeypatch.setattr(worker._config, "allow_private", False)
+    monkeypatch.setattr(worker.requests, "post", lambda *a, **kw: pytest.fail("posted to a refused URL"))
+    return wired
+
+
+@pytest.mark.parametrize("url", ["http://127.0.0.1:9/hooks", "http://[::1]/hooks", "http://[::ffff:127.0.0.1]/hooks",
+                                 "http://10.0.0.7/hooks", "http://169.254.169.254/latest/meta-data/"])
+def test_internal_address_is_refused_at_send_time_and_not_retried(session_factory, business, guarded, db, url):
+    delivery_id = record(session_factory, business, url)
+    guarded.flush_all()
+    assert worker.attempt(delivery_id) == "failed"
+    db.expire_all()
+    delivery = db.get(WebhookDelivery, delivery_id)
+    assert (delivery.status, delivery.attempts, delivery.last_status_code) == ("failed", 1, None)
+    assert delivery.next_attempt_at is None
+    assert delivery.last_error.startswith("refused, not sent:") and "private or internal" in delivery.last_error
+    assert delivery.last_error.endswith("not retried")
+    assert guarded.queues["webhooks"].qsize() == 0
+
+
+def test_host_rebound_to_an_internal_address_after_it_was_set_is_refused(session_factory, business, guarded, db,
+                                                                         monkeypatch):
+    resolve_as(monkeypatch, {"booking.example.com": [PUBLIC]})  # what the API saw when the URL was set
+    delivery_id = record(session_factory, business, "https://booking.example.com/hooks")
+    guarded.flush_all()
+    resolve_as(monkeypatch, {"booking.example.com": ["169.254.169.254"]})  # and what DNS says now
+    assert worker.attempt(delivery_id) == "failed"
+    db.expire_all()
+    assert "169.254.169.254" in db.get(WebhookDelivery, delivery_id).last_error
+    assert guarded.queues["webhooks"].qsize() == 0
+
+
+def test_host_that_does_not_resolve_is_retried_like_a_network_error(session_factory, business, guarded, db, monkeypatch):
+    resolve_as(monkeypatch, {})
+    delivery_id = record(session_factory, business, "https://booking.example.com/hooks")
+    guarded.flush_all()
+    assert worker.attempt(delivery_id) == "pending"
+    db.expire_all()
+    delivery = db.get(WebhookDelivery, delivery_id)
+    assert delivery.attempts == 1 and "UnresolvedHost" in delivery.last_error
+    assert guarded.queues["webhooks"].qsize() == 1  # the next attempt
+    for _ in range(2):  # max_attempts is 3 in these tests
+        worker.attempt(delivery_id)
+    db.expire_all()
+    delivery = db.get(WebhookDelivery, delivery_id)
+    assert delivery.status == "failed" and "gave up after 3 attempts" in delivery.last_error

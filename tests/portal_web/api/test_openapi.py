@@ -8,6 +8,7 @@ import pytest
 
 from portal import api_schemas
 from portal_web.api.base import PREFIX
+from tests.fakes.dns import PUBLIC, resolve_as
 
 
 def _app_routes(app) -> set[tuple[str, str]]:
@@ -72,7 +73,8 @@ async def test_examples_validate_against_the_request_models(doc):
         model.model_validate(example, context={"region": "CA"})
 
 
-async def test_examples_run_against_the_app(api, doc):
+async def test_examples_run_against_the_app(api, doc, monkeypatch):
+    resolve_as(monkeypatch, {"booking.example.com": [PUBLIC]})  # the settings example's webhook host
     ids = {"/customers/": "cust-1001", "/service-providers/": "prov-1", "/services/": "svc-1", "/bookings/": "bk-1",
            "/invoices/": "inv-1", "/quotes/": "q-1"}
     for method, path, example, op in _example_requests(doc):

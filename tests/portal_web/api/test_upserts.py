@@ -19,6 +19,7 @@ from portal.models import (
     Service,
     ServiceProvider,
 )
+from tests.fakes.dns import PUBLIC, resolve_as
 
 START = (datetime.now(timezone.utc) + timedelta(days=10)).replace(microsecond=0)
 
@@ -212,7 +213,8 @@ async def test_quote_ready_once(api, db, catalogue):
     assert out["status"] == "approved" and out["decided_at"] is not None
 
 
-async def test_settings(api, biz):
+async def test_settings(api, biz, monkeypatch):
+    resolve_as(monkeypatch, {"booking.example.com": [PUBLIC]})
     body = {"portal_enabled": False, "show_invoices": False, "allow_cancel": False, "cancel_min_notice_minutes": 120,
             "reminder_offsets": [60, 1440, 60], "quiet_hours": {"start": "20:00", "end": "09:30"},
             "auto_invite": True, "embed_origins": ["https://WWW.Example.com"],

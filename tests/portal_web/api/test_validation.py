@@ -5,6 +5,8 @@ from sqlalchemy import func, select
 
 from portal.models import Booking, Customer, Invoice, Message, Quote, ServiceProvider
 from tests.factories import make_customer
+from tests.fakes.dns import resolve_as
+from tests.portal_web.api.conftest import Api
 
 BOOKING = {"customer": "c1", "starts_at": "2030-05-01T14:00:00-04:00", "ends_at": "2030-05-01T16:00:00-04:00"}
 
@@ -117,3 +119,29 @@ async def test_national_phone_numbers_are_read_in_the_business_country(api):
     status, body = await api.put("/customers/c5", {"name": "X", "phone": "(514) 555-0123", "email": "A@Example.COM"})
     assert status == 201
     assert body["phone"] == "+15145550123" and body["email"] == "A@example.com"
+
+
+@pytest.mark.parametrize("url,message", [
+    ("http://127.0.0.1:8080/hooks", "resolves to a private or internal network address (127.0.0.1)"),
+    ("http://169.254.169.254/latest/meta-data/", "private or internal network address (169.254.169.254)"),
+    ("https://[::ffff:10.0.0.1]/hooks", "private or internal network address (::ffff:10.0.0.1)"),
+    ("https://intranet.example.com/hooks", "private or internal network address (10.1.2.3)"),
+    ("https://nowhere.example/hooks", "the host 'nowhere.example' does not resolve"),
+])
+async def test_webhook_url_must_be_public(api, db, biz, monkeypatch, url, message):
+    resolve_as(monkeypatch, {"intranet.example.com": ["10.1.2.3"]})
+    status, body = await api.put("/settings", {"auto_invite": True, "webhook_url": url})
+    assert status == 422, body
+    assert message in body["fields"]["webhook_url"], body
+    out = (await api.get("/settings"))[1]
+    assert out["webhook_url"] is None and out["auto_invite"] is False
+
+
+async def test_private_webhook_url_allowed_when_the_setting_says_so(aiohttp_client, settings, session_factory, aredis,
+                                                                      stub_broker, biz):
+    from portal_web.app import create_app
+
+    app = create_app(settings.replace(webhook_allow_private=True), session_factory=session_factory, redis_client=aredis)
+    api = Api(await aiohttp_client(app), biz.api_key)
+    status, body = await api.put("/settings", {"webhook_url": "http://127.0.0.1:8080/hooks"})
+    assert status == 200 and body["webhook_url"] == "http://127.0.0.1:8080/hooks"

@@ -1,0 +1,67 @@
+"""Which URLs the portal will call on a business's behalf (outbound webhooks).
+
+A webhook URL is chosen by the business, so without a check it could point the
+worker at our own network: 127.0.0.1, 10.x, the cloud metadata service at
+169.254.169.254. ``check_url`` accepts http(s) URLs whose host resolves only to
+global unicast addresses. It is run when the URL is set and again just before
+each post, since DNS can change in between (rebinding).
+
+The host is taken the way ``requests`` will parse it, not with ``urllib.parse``:
+the two disagree on odd URLs (``http://a\\@127.0.0.1/``), and only the host
+``requests`` connects to matters.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import socket
+
+import requests
+from urllib3.util import parse_url
+
+from portal.errors import UnresolvedHost, UnsafeUrl
+
+def is_public(ip: ipaddress.IPv4Address | ipaddress.IPv6Address) -> bool:
+    """Global unicast only; IPv6 forms that carry an IPv4 address are judged by it too."""
+    if isinstance(ip, ipaddress.IPv6Address):
+        embedded = ip.ipv4_mapped or ip.sixtofour  # NAT64 (64:ff9b::/96) is refused below as reserved
+        if embedded is not None and not is_public(embedded):
+            return False
+        if ip.ipv4_mapped is not None:
+            return True  # ::ffff:0:0/96 counts as reserved as a whole; the IPv4 address decided
+        if ip.is_site_local:
+            return False
+    # is_global alone lets multicast and some reserved ranges through.
+    return ip.is_global and not (ip.is_multicast or ip.is_reserved or ip.is_unspecified)
+
+
+def host_of(url: str) -> str:
+    """The host ``requests`` would connect to (IPv6 without brackets); UnsafeUrl if none."""
+    prepared = requests.PreparedRequest()
+    try:
+        prepared.prepare_url(url, None)
+    except requests.RequestException:
+        raise UnsafeUrl("not a valid URL") from None
+    parsed = parse_url(prepared.url)
+    if parsed.scheme not in ("http", "https"):
+        raise UnsafeUrl("must be an http(s) URL")
+    if not parsed.host:
+        raise UnsafeUrl("the URL has no host")
+    return parsed.host.strip("[]")
+
+
+def check_url(url: str) -> None:
+    """Raise UnsafeUrl unless every address the URL's host resolves to is public.
+
+    UnresolvedHost (a subclass) when the name does not resolve: it could not be checked.
+    """
+    host = host_of(url)
+    try:
+        infos = socket.getaddrinfo(host, None, type=socket.SOCK_STREAM)
+    except (socket.gaierror, UnicodeError) as exc:
+        detail = getattr(exc, "strerror", None) or exc
+        raise UnresolvedHost(f"the host {host!r} does not resolve ({detail})") from None
+    for info in infos:
+        address = info[4][0].split("%", 1)[0]  # drop an IPv6 zone id (fe80::1%eth0)
+        if not is_public(ipaddress.ip_address(address)):
+            raise UnsafeUrl(f"the host {host!r} resolves to a private or internal network address ({address})")
