@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import logging
 
-from sqlalchemy import insert, select
+from sqlalchemy import bindparam, insert, select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
@@ -70,6 +70,17 @@ def queue_notice(
     return created
 
 
+# Every column a new row is written with; built once per dialect (building the
+# statement per row cost as much as running it).
+_NEW_COLUMNS = ("business_id", "idempotency_key", "kind", "category", "channel", "customer_id", "booking_id",
+                "booking_version", "recipient", "locale", "params", "status", "status_reason")
+_INSERT_NEW = {
+    name: (dialect.insert(Message).values({column: bindparam(column) for column in _NEW_COLUMNS})
+           .on_conflict_do_nothing(index_elements=["idempotency_key"]).returning(Message))
+    for name, dialect in (("postgresql", postgresql), ("sqlite", sqlite))
+}
+
+
 def _insert_new(session: Session, values: dict) -> Message | None:
     """INSERT ... ON CONFLICT (idempotency_key) DO NOTHING RETURNING: the new row, or None.
 
@@ -79,11 +90,8 @@ def _insert_new(session: Session, values: dict) -> Message | None:
     scoped = session.info.get(TENANT)
     if scoped is not None and values["business_id"] != scoped:
         raise TenantScopeError("row written for another business")
-    dialect = session.get_bind().dialect.name
-    insert_ = postgresql.insert if dialect == "postgresql" else sqlite.insert
-    stmt = (insert_(Message).values(**values)
-            .on_conflict_do_nothing(index_elements=["idempotency_key"]).returning(Message))
-    return session.scalars(stmt).first()
+    stmt = _INSERT_NEW[session.get_bind().dialect.name]
+    return session.scalars(stmt, {"status_reason": None, **values}).first()
 
 
 def add_history(session: Session, business_id: int, message_id: int, status: str, detail: str | None = None) -> None:
