@@ -46,6 +46,17 @@ class Facts:
     preference: dict[str, bool | None] = field(default_factory=dict)  # channel -> explicit choice
 
 
+def _sms_consent():
+    """The SMS consent rule, written once: the latest SMS consent row for this category
+    or for all categories decides. A scalar subquery (granted, or NULL: no row) binding
+    ``customer_id`` and ``category``; ``facts`` embeds it, ``sms_consent`` runs it alone."""
+    return (select(Consent.granted)
+            .where(Consent.customer_id == bindparam("customer_id"), Consent.channel == "sms",
+                   (Consent.category.is_(None)) | (Consent.category == bindparam("category")))
+            .order_by(Consent.created_at.desc(), Consent.id.desc())
+            .limit(1).scalar_subquery())
+
+
 def _facts_query(with_email: bool, with_phone: bool):
     def suppression(channel: str, wanted: bool):
         if not wanted:
@@ -63,17 +74,18 @@ def _facts_query(with_email: bool, with_phone: bool):
                        CommunicationPreference.channel == channel)
                 .limit(1).scalar_subquery())
 
-    consent = (select(Consent.granted)
-               .where(Consent.customer_id == bindparam("customer_id"), Consent.channel == "sms",
-                      (Consent.category.is_(None)) | (Consent.category == bindparam("category")))
-               .order_by(Consent.created_at.desc(), Consent.id.desc())
-               .limit(1).scalar_subquery())
-    return select(suppression("email", with_email), suppression("sms", with_phone), consent,
+    return select(suppression("email", with_email), suppression("sms", with_phone), _sms_consent(),
                   choice("email"), choice("sms"))
 
 
-# Built once: constructing this statement costs more than running it.
+# Built once: constructing these statements costs more than running them.
 _FACTS = {(e, p): _facts_query(e, p) for e in (True, False) for p in (True, False)}
+_SMS_CONSENT = select(_sms_consent())
+
+
+def sms_consent(session: Session, customer_id: int, category: str | None) -> bool:
+    """Whether the customer's SMS consent on record covers ``category`` (the rule ``facts`` applies)."""
+    return bool(session.scalar(_SMS_CONSENT, {"customer_id": customer_id, "category": category}))
 
 
 def facts(session: Session, customer: Customer, category: str | None) -> Facts:

@@ -19,6 +19,7 @@ from typing import Callable, Iterable
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from messages.channels import sms_consent
 from messages.registry import CHANNELS, CRITICAL_CATEGORIES, OPTIONAL_CATEGORIES
 from portal.errors import ValidationError
 from portal.models import Business, CommunicationPreference, Consent, Customer
@@ -61,17 +62,6 @@ def wording(business: Business, customer: Customer, category: str, channel: str,
     }
 
 
-def _sms_consent(session: Session, customer_id: int, category: str) -> bool:
-    # Same rule as messages.channels.facts: the latest SMS consent
-    # row for this category or for all categories decides.
-    row = session.scalar(
-        select(Consent.granted)
-        .where(Consent.customer_id == customer_id, Consent.channel == "sms",
-               Consent.category.is_(None) | (Consent.category == category))
-        .order_by(Consent.created_at.desc(), Consent.id.desc()).limit(1))
-    return bool(row)
-
-
 def current(session: Session, customer: Customer) -> dict[str, dict[str, bool]]:
     """{category: {channel: on?}} for the optional categories, as messages will see it."""
     rows = session.scalars(select(CommunicationPreference)
@@ -83,7 +73,7 @@ def current(session: Session, customer: Customer) -> dict[str, dict[str, bool]]:
         for channel in CHANNELS:
             on = explicit.get((category, channel), True)
             if channel == "sms":
-                on = on and bool(customer.phone) and _sms_consent(session, customer.id, category)
+                on = on and bool(customer.phone) and sms_consent(session, customer.id, category)
             if channel == "email":
                 on = on and bool(customer.email)
             state[category][channel] = on

@@ -123,3 +123,22 @@ def test_sms_needs_a_phone_number(db, session_factory):
     with pytest.raises(ValidationError, match="phone number"):
         save(session_factory, business, customer, {("reminders", "sms")})
     assert set(CHANNELS) == {"email", "sms"}
+
+
+def test_preferences_and_channel_choice_read_sms_consent_by_one_rule(db, session_factory, shop):
+    # Newest row wins, whether it names the category or covers all of them.
+    from messages.channels import facts
+    from tests.messages.support import consent_sms
+
+    business, customer = shop
+    consent_sms(db, customer, True, age_s=30)  # all categories
+    consent_sms(db, customer, False, category="billing", age_s=20)
+    consent_sms(db, customer, True, category="quotes", age_s=40)  # older than the all-categories grant
+    consent_sms(db, customer, False, category="quotes", age_s=50)
+    db.commit()
+    current = state(session_factory, business, customer)
+    expected = {c: c != "billing" for c in OPTIONAL_CATEGORIES}
+    assert {c: current[c]["sms"] for c in OPTIONAL_CATEGORIES} == expected
+    with tenant_session(session_factory, business.id) as s:
+        row = s.get(Customer, customer.id)
+        assert {c: facts(s, row, c).sms_consent for c in OPTIONAL_CATEGORIES} == expected
