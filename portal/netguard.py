@@ -21,6 +21,7 @@ from urllib3.util import parse_url
 
 from portal.errors import UnresolvedHost, UnsafeUrl
 
+
 def is_public(ip: ipaddress.IPv4Address | ipaddress.IPv6Address) -> bool:
     """Global unicast only; IPv6 forms that carry an IPv4 address are judged by it too."""
     if isinstance(ip, ipaddress.IPv6Address):
