@@ -14,8 +14,12 @@ from __future__ import annotations
 import logging
 import threading
 
+from psycopg.errors import LockNotAvailable
 from sqlalchemy import text
 from sqlalchemy.engine import Engine
+from sqlalchemy.exc import OperationalError
+
+from bench.env import first_line
 
 log = logging.getLogger(__name__)
 
@@ -52,12 +56,22 @@ class AutoAnalyze:
             try:
                 with self.engine.connect() as conn:
                     conn = conn.execution_options(isolation_level="AUTOCOMMIT")
-                    # Never queue behind a long lock (a migration, a TRUNCATE): skip the round.
+                    # Never queue behind a long lock (a bulk load, a TRUNCATE): skip that table this round.
                     conn.execute(text("SET lock_timeout = '2s'"))
                     existing = set(conn.scalars(text("SELECT tablename FROM pg_tables WHERE schemaname = "
                                                      "current_schema()")))
                     for table in self.tables:
                         if table in existing:
-                            conn.execute(text(f'ANALYZE "{table}"'))
-            except Exception:  # noqa: BLE001  a missed round only makes the plans older
-                log.warning("bench: ANALYZE round failed", exc_info=True)
+                            self._analyze(conn, table)
+            except Exception as exc:  # noqa: BLE001  a missed round only makes the plans older
+                log.warning("bench: ANALYZE round failed: %s", first_line(exc))
+
+    @staticmethod
+    def _analyze(conn, table: str) -> None:
+        try:
+            conn.execute(text(f'ANALYZE "{table}"'))
+        except OperationalError as exc:
+            if not isinstance(exc.orig, LockNotAvailable):
+                raise
+            # Expected while a benchmark bulk-loads the table: the next round analyses it.
+            log.info("bench: ANALYZE %s skipped this round (table locked)", table)

@@ -78,7 +78,7 @@ def ensure_database(url: str) -> None:
                 conn.execute(text(f'CREATE DATABASE "{target.database}"'))
     except Exception as exc:  # noqa: BLE001  one clear line, whatever the driver raised
         raise BenchSetupError(f"PostgreSQL unreachable at {target.render_as_string(hide_password=True)}: "
-                              f"{_first_line(exc)}") from None
+                              f"{first_line(exc)}") from None
     finally:
         admin.dispose()
 
@@ -92,14 +92,15 @@ def check_redis(url: str) -> None:
         others = [c for c in client.client_list() if int(c.get("db", -1)) == db and int(c["id"]) != me]
         client.close()
     except Exception as exc:  # noqa: BLE001
-        raise BenchSetupError(f"Redis unreachable at {url}: {_first_line(exc)}") from None
+        raise BenchSetupError(f"Redis unreachable at {url}: {first_line(exc)}") from None
     if others and os.environ.get("BENCH_ALLOW_SHARED_REDIS") != "1":
         # A worker left running on this db would silently eat the benchmark's messages.
         raise BenchSetupError(f"{len(others)} other client(s) are connected to Redis db {db} ({url}), e.g. a "
                               f"worker left running; stop them or set BENCH_REDIS_URL to a free db")
 
 
-def _first_line(exc: BaseException) -> str:
+def first_line(exc: BaseException) -> str:
+    """An error's first line (the driver's own message when it wraps one), for one-line reports."""
     return (str(getattr(exc, "orig", None) or exc).strip().splitlines() or [type(exc).__name__])[0]
 
 
