@@ -219,7 +219,8 @@ async def require_customer(request: web.Request) -> Customer:
 
 async def signed_in(request: web.Request, load: Callable[[Session, Business, Customer], T]) -> T:
     """``require_customer`` and a page's reads, ``load(db, business, customer)``,
-    in one database transaction (one thread hop): for read-only pages.
+    in one thread hop, each statement on its own (``in_system(read_mostly=True)``):
+    for read-only pages.
 
     Like ``login_required``: signed-out visitors go to sign-in, and ``load``
     runs only for a live session, scoped to the URL's business."""
@@ -231,7 +232,7 @@ async def signed_in(request: web.Request, load: Callable[[Session, Business, Cus
     if not request.cookies.get(COOKIE):
         await load_business(request)
         raise _signed_out(request)
-    business, found, data = await in_system(request.app, _signed_in_work(request, load))
+    business, found, data = await in_system(request.app, _signed_in_work(request, load), read_mostly=True)
     _set_business(request, business)
     if found is None:
         raise _signed_out(request)

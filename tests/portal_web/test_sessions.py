@@ -283,3 +283,51 @@ async def test_dashboard_of_an_unknown_or_disabled_portal_is_404(client, db, bus
     business.portal_enabled = False
     db.flush()
     assert (await client.get("/pro-home/", allow_redirects=False)).status == 404
+
+
+async def test_dashboard_on_a_real_engine_reads_and_touches_without_a_transaction(
+        aiohttp_client, settings, engine, aredis, stub_broker):
+    # In production the dashboard's hop runs each statement on its own (no BEGIN/COMMIT) on
+    # PostgreSQL: the page, its idle-clock write and the deletion of a timed-out session are
+    # each committed by themselves. Committed rows here, not the per-test rolled-back ones.
+    import uuid
+
+    from sqlalchemy import delete
+
+    from portal.db import make_session_factory, system_session
+    from portal.models import Business
+    from portal_web.sessions import TOUCH_EVERY, create_session
+
+    factory = make_session_factory(engine)
+    slug = f"real-{uuid.uuid4().hex[:8]}"
+    with system_session(factory) as s:
+        business = make_business(s, slug=slug, name="Real Engine Co")
+        customer = make_customer(s, business, name="Rae Engine")
+        make_booking(s, customer, address="12 Committed Street")
+        raw, row = create_session(s, business.id, customer.id, settings)
+        s.commit()
+        business_id, session_id, started = business.id, row.id, row.last_seen_at
+
+    def last_seen():
+        with engine.connect() as conn:
+            return conn.scalar(select(PortalSession.last_seen_at).where(PortalSession.id == session_id))
+
+    try:
+        app = create_app(settings, session_factory=factory, redis_client=aredis)
+        client = await aiohttp_client(app, cookies={COOKIE: raw})
+        html = await (await client.get(f"/{slug}/")).text()
+        assert "Hello, Rae Engine" in html and "12 Committed Street" in html
+        later = started + TOUCH_EVERY + timedelta(seconds=1)
+        with time_machine.travel(later, tick=False):
+            assert (await client.get(f"/{slug}/", allow_redirects=False)).status == 200
+        assert abs(last_seen().replace(tzinfo=timezone.utc) - later) < timedelta(seconds=1)
+        idle_out = later + timedelta(seconds=settings.session_idle_timeout_s + 1)
+        with time_machine.travel(idle_out, tick=False):
+            resp = await client.get(f"/{slug}/", allow_redirects=False)
+        assert resp.status == 303 and resp.headers["Location"].startswith(f"/{slug}/")
+        assert last_seen() is None  # the timed-out row was deleted, and that stayed
+    finally:
+        with system_session(factory) as s:
+            s.execute(delete(PortalSession).where(PortalSession.business_id == business_id))
+            s.execute(delete(Business).where(Business.id == business_id))
+            s.commit()
