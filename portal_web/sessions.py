@@ -92,9 +92,8 @@ def lookup(db: Session, slug: str, raw: str | None, settings: Settings,
     A timed-out row is deleted on sight; a live one has its idle clock reset,
     at most every TOUCH_EVERY (no write per request).
     """
-    if not raw or len(raw) > 128:
-        raw = ""  # no session can match: the business alone
-    found = db.execute(_SIGNED_IN, {"slug": slug, "session_hash": hash_token(raw) if raw else ""}).first()
+    session_hash = hash_token(raw) if raw and len(raw) <= 128 else ""  # "": no session matches
+    found = db.execute(_SIGNED_IN, {"slug": slug, "session_hash": session_hash}).first()
     if found is None:
         return None, None
     business, row, customer = found
@@ -147,7 +146,7 @@ def clear_session_cookie(resp: web.StreamResponse, slug: str, settings: Settings
 def _signed_in_work(request: web.Request, then: Callable[[Session, Business, Customer], T] | None = None):
     """The database side of a signed-in request, for one ``run_db`` hop: the URL's
     business, the cookie's live session and customer in that business (one query),
-    then ``then(db, business, customer)`` in the same transaction."""
+    then ``then(db, business, customer)`` in the same database session."""
     known = request.get(BUSINESS)
     slug = known.slug if known is not None else request.match_info.get("slug", "")
     raw = request.cookies.get(COOKIE)
