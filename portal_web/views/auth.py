@@ -213,9 +213,8 @@ _COUNTS = {
 }
 # Both counts in one statement; only the ones the business shows: (show_invoices, show_quotes) -> statement.
 _COUNTS_SHOWN = {
-    (invoices, quotes): select(*(q.label(name) for name, q in _COUNTS.items()
-                                 if {"open_invoices": invoices, "pending_quotes": quotes}[name]))
-    for invoices in (False, True) for quotes in (False, True) if invoices or quotes
+    shown: select(*(q.label(name) for (name, q), on in zip(_COUNTS.items(), shown) if on))
+    for shown in ((True, True), (True, False), (False, True))
 }
 
 

@@ -331,3 +331,17 @@ async def test_dashboard_on_a_real_engine_reads_and_touches_without_a_transactio
             s.execute(delete(PortalSession).where(PortalSession.business_id == business_id))
             s.execute(delete(Business).where(Business.id == business_id))
             s.commit()
+
+
+@pytest.mark.parametrize("show_invoices", [True, False])
+@pytest.mark.parametrize("show_quotes", [True, False])
+def test_dashboard_counts_only_what_the_business_shows(db, business, jane, show_invoices, show_quotes):
+    from portal_web.views.auth import dashboard_data
+    from tests.factories import make_invoice, make_quote
+
+    make_invoice(db, jane)
+    make_quote(db, jane)
+    business.show_invoices, business.show_quotes = show_invoices, show_quotes
+    db.flush()
+    data = dashboard_data(db, business, jane)
+    assert (data["open_invoices"], data["pending_quotes"]) == (int(show_invoices), int(show_quotes))
