@@ -4,7 +4,10 @@ A webhook URL is chosen by the business, so without a check it could point the
 worker at our own network: 127.0.0.1, 10.x, the cloud metadata service at
 169.254.169.254. ``check_url`` accepts http(s) URLs whose host resolves only to
 global unicast addresses. It is run when the URL is set and again just before
-each post, since DNS can change in between (rebinding).
+each post, since DNS can change in between (rebinding). The post itself goes
+through ``guarded_session()``, which checks the address each connection
+actually reached, before a byte of the request is sent: the connect resolves
+the name once more, and that answer can differ from the one checked.
 
 The host is taken the way ``requests`` will parse it, not with ``urllib.parse``:
 the two disagree on odd URLs (``http://a\\@127.0.0.1/``), and only the host
@@ -17,6 +20,9 @@ import ipaddress
 import socket
 
 import requests
+from requests.adapters import HTTPAdapter
+from urllib3.connection import HTTPConnection, HTTPSConnection
+from urllib3.connectionpool import HTTPConnectionPool, HTTPSConnectionPool
 from urllib3.util import parse_url
 
 from portal.errors import UnresolvedHost, UnsafeUrl
@@ -66,3 +72,51 @@ def check_url(url: str) -> None:
         address = info[4][0].split("%", 1)[0]  # drop an IPv6 zone id (fe80::1%eth0)
         if not is_public(ipaddress.ip_address(address)):
             raise UnsafeUrl(f"the host {host!r} resolves to a private or internal network address ({address})")
+
+
+class _PeerChecked:
+    """urllib3 connection mixin: the socket's peer must be public, checked right after the
+    TCP connect (before TLS and before the request is written)."""
+
+    def _new_conn(self):
+        sock = super()._new_conn()
+        address = sock.getpeername()[0].split("%", 1)[0]
+        if not is_public(ipaddress.ip_address(address)):
+            sock.close()
+            raise UnsafeUrl(f"the host {self.host!r} connected to a private or internal network address ({address})")
+        return sock
+
+
+class _CheckedHTTPConnection(_PeerChecked, HTTPConnection):
+    pass
+
+
+class _CheckedHTTPSConnection(_PeerChecked, HTTPSConnection):
+    pass
+
+
+class _CheckedHTTPPool(HTTPConnectionPool):
+    ConnectionCls = _CheckedHTTPConnection
+
+
+class _CheckedHTTPSPool(HTTPSConnectionPool):
+    ConnectionCls = _CheckedHTTPSConnection
+
+
+class _CheckedAdapter(HTTPAdapter):
+    def init_poolmanager(self, *args, **kwargs) -> None:
+        super().init_poolmanager(*args, **kwargs)
+        self.poolmanager.pool_classes_by_scheme = {"http": _CheckedHTTPPool, "https": _CheckedHTTPSPool}
+
+
+def guarded_session() -> requests.Session:
+    """A requests session whose every connection must reach a public address (UnsafeUrl if not).
+
+    No proxies from the environment: through a proxy, the address connected to is the
+    proxy's, and the check would say nothing about where the request goes.
+    """
+    session = requests.Session()
+    session.trust_env = False
+    for prefix in ("http://", "https://"):
+        session.mount(prefix, _CheckedAdapter())
+    return session

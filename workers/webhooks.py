@@ -8,9 +8,10 @@ Other 4xx answers fail at once: resending the same body will not change them,
 and so do 3xx: redirects are not followed, they could lead anywhere.
 
 Unless ``WEBHOOK_ALLOW_PRIVATE``, the URL's host is resolved and checked just
-before each post (``portal.netguard``): it was checked when the business set it,
-but DNS can change since. A private or internal address fails the row at once;
-a name that does not resolve is retried like a network error.
+before each post, and the address the connection reaches is checked again
+(``portal.netguard``): it was checked when the business set it, but DNS can
+change since. A private or internal address fails the row at once; a name that
+does not resolve is retried like a network error.
 """
 
 from __future__ import annotations
@@ -80,6 +81,15 @@ def _retry_after(resp: requests.Response | None) -> float | None:
         return None
 
 
+def _post(url: str, body: bytes, headers: dict) -> requests.Response:
+    options = {"data": body, "headers": headers, "timeout": _config.timeout_s, "allow_redirects": False}
+    if _config.allow_private:
+        return requests.post(url, **options)
+    netguard.check_url(url)  # a clear refusal up front; the session checks the address it reaches
+    with netguard.guarded_session() as http:
+        return http.post(url, **options)
+
+
 def attempt(delivery_id: int) -> str:
     """Make one delivery attempt; returns the row's status afterwards (or "missing")."""
     factory = _factory()
@@ -96,10 +106,7 @@ def attempt(delivery_id: int) -> str:
     # No transaction is held open while we wait on the receiver.
     resp, error, refused = None, None, None
     try:
-        if not _config.allow_private:
-            netguard.check_url(url)
-        resp = requests.post(url, data=body, headers=webhooks_out.signed_headers(secret, body),
-                             timeout=_config.timeout_s, allow_redirects=False)
+        resp = _post(url, body, webhooks_out.signed_headers(secret, body))
     except (requests.RequestException, UnresolvedHost) as exc:
         error = f"{type(exc).__name__}: {exc}"[:1000]
     except UnsafeUrl as exc:

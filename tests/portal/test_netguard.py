@@ -86,3 +86,47 @@ def test_only_http_urls_with_a_host(url):
 def test_unsafe_url_is_a_validation_error():
     # Web handlers turn it into a 422 like any other invalid input.
     assert issubclass(UnsafeUrl, ValidationError) and UnsafeUrl.status == 422
+
+
+@pytest.fixture
+def local_receiver():
+    """A plain HTTP server on 127.0.0.1: (its URL, the paths it was posted to)."""
+    import threading
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+    hits = []
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_POST(self):
+            self.rfile.read(int(self.headers.get("Content-Length") or 0))
+            hits.append(self.path)
+            self.send_response(204)
+            self.end_headers()
+
+        def log_message(self, *args):
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{server.server_port}/hooks", hits
+    server.shutdown()
+    server.server_close()
+    thread.join(5)
+
+
+def test_the_guarded_session_refuses_a_connection_that_reached_a_private_address(local_receiver):
+    # Whatever a name resolved to when it was checked, the address the connect reached decides.
+    url, hits = local_receiver
+    with netguard.guarded_session() as http, pytest.raises(UnsafeUrl, match=r"connected to .*\(127\.0\.0\.1\)"):
+        http.post(url, data=b"{}", timeout=5)
+    assert hits == []  # refused before a byte of the request was written
+
+
+def test_the_guarded_session_posts_normally_to_a_public_peer_and_ignores_proxy_settings(local_receiver, monkeypatch):
+    url, hits = local_receiver
+    monkeypatch.setattr(netguard, "is_public", lambda ip: True)  # the receiver stands in for a public host
+    monkeypatch.setenv("HTTP_PROXY", "http://10.255.255.1:3128")  # would be the peer if it were used
+    with netguard.guarded_session() as http:
+        assert http.post(url, data=b"{}", timeout=5).status_code == 204
+    assert hits == ["/hooks"]

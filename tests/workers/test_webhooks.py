@@ -272,3 +272,20 @@ def test_host_that_does_not_resolve_is_retried_like_a_network_error(session_fact
     db.expire_all()
     delivery = db.get(WebhookDelivery, delivery_id)
     assert delivery.status == "failed" and "gave up after 3 attempts" in delivery.last_error
+
+
+async def test_a_name_that_resolves_elsewhere_at_connect_time_is_refused_before_the_request(
+        aiohttp_server, session_factory, business, wired, db, monkeypatch):
+    # DNS rebinding: the check just before the post saw a public address, the connect reached 127.0.0.1.
+    rec, url = await receiver(aiohttp_server, [200])
+    monkeypatch.setattr(worker._config, "allow_private", False)
+    monkeypatch.setattr(worker.netguard, "check_url", lambda url: None)  # what the check was told: public
+    delivery_id = record(session_factory, business, url)
+    wired.flush_all()
+    assert await asyncio.to_thread(worker.attempt, delivery_id) == "failed"
+    assert rec.requests == []
+    db.expire_all()
+    delivery = db.get(WebhookDelivery, delivery_id)
+    assert delivery.last_error.startswith("refused, not sent:") and delivery.next_attempt_at is None
+    assert "connected to a private or internal network address (127.0.0.1)" in delivery.last_error
+    assert wired.queues["webhooks"].qsize() == 0
