@@ -69,9 +69,13 @@ def check_url(url: str) -> None:
         detail = getattr(exc, "strerror", None) or exc
         raise UnresolvedHost(f"the host {host!r} does not resolve ({detail})") from None
     for info in infos:
-        address = info[4][0].split("%", 1)[0]  # drop an IPv6 zone id (fe80::1%eth0)
-        if not is_public(ipaddress.ip_address(address)):
-            raise UnsafeUrl(f"the host {host!r} resolves to a private or internal network address ({address})")
+        _check_address(host, info[4][0], "resolves to")
+
+
+def _check_address(host: str, address: str, how: str) -> None:
+    address = address.split("%", 1)[0]  # drop an IPv6 zone id (fe80::1%eth0)
+    if not is_public(ipaddress.ip_address(address)):
+        raise UnsafeUrl(f"the host {host!r} {how} a private or internal network address ({address})")
 
 
 class _PeerChecked:
@@ -80,10 +84,11 @@ class _PeerChecked:
 
     def _new_conn(self):
         sock = super()._new_conn()
-        address = sock.getpeername()[0].split("%", 1)[0]
-        if not is_public(ipaddress.ip_address(address)):
+        try:
+            _check_address(self.host, sock.getpeername()[0], "connected to")
+        except UnsafeUrl:
             sock.close()
-            raise UnsafeUrl(f"the host {self.host!r} connected to a private or internal network address ({address})")
+            raise
         return sock
 
 
