@@ -49,11 +49,14 @@ async def in_system(app: web.Application, fn: Callable[[Session], T], *, read_mo
 
     def work() -> T:
         with system_session(app[SESSIONS]) as session:
-            bind = session.get_bind()
-            if read_mostly and isinstance(bind, Engine) and bind.dialect.name == "postgresql":
+            if read_mostly and _statements_commit_alone(session.get_bind()):
                 session.connection(execution_options={"isolation_level": "AUTOCOMMIT"})
             result = fn(session)
             session.commit()
             return result
 
     return await run_db(app, work)
+
+
+def _statements_commit_alone(bind) -> bool:
+    return isinstance(bind, Engine) and bind.dialect.name == "postgresql"
