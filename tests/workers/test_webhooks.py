@@ -227,7 +227,9 @@ async def test_redirects_are_not_followed(aiohttp_server, session_factory, busin
 def guarded(wired, monkeypatch):
     """The production setting: private addresses refused; nothing may actually be posted."""
     monkeypatch.setattr(worker._config, "allow_private", False)
-    monkeypatch.setattr(worker.requests, "post", lambda *a, **kw: pytest.fail("posted to a refused URL"))
+    refused = lambda *a, **kw: pytest.fail("posted to a refused URL")  # noqa: E731
+    monkeypatch.setattr(worker.requests, "post", refused)
+    monkeypatch.setattr(worker.netguard, "guarded_session", refused)  # the production path's post
     return wired
 
 
