@@ -7,6 +7,7 @@ Requests reject unknown fields; errors come back as ``{"error", "fields": {path:
 
 from __future__ import annotations
 
+import json
 import re
 from datetime import date, datetime
 from typing import Annotated, Any, Literal
@@ -534,6 +535,7 @@ def parse(model: type[BaseModel], data: Any, *, region: str | None = None) -> Ba
     if not isinstance(data, dict):
         raise ValidationError("request body must be a JSON object", {"body": "expected an object"})
     try:
-        return model.model_validate(data, context={"region": region})
+        # Strict JSON types, as the document gives them: no 0 for false, "5" for 5 or a number for a date.
+        return model.model_validate_json(json.dumps(data), strict=True, context={"region": region})
     except PydanticValidationError as exc:
         raise ValidationError("invalid request", field_errors(exc)) from None

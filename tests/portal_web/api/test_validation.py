@@ -76,6 +76,14 @@ async def test_malformed_json(api, db, biz):
     ("/settings", {"quiet_hours": {"end": "07:00"}}, "quiet_hours.end", "never shrink"),
     ("/settings", {"portal_enabled": None}, "portal_enabled", "must not be null"),
     ("/settings", {"reminder_offsets": [0]}, "reminder_offsets.0", "greater than or equal to 1"),
+    # JSON types are taken as documented, not coerced (found by the fuzzer).
+    ("/bookings/b1", {**BOOKING, "invite": 0}, "invite", "valid boolean"),
+    ("/bookings/b1", {**BOOKING, "starts_at": 1904004000}, "starts_at", "valid datetime"),
+    ("/customers/c2", {"name": "X", "communication_preferences": {"reminders": {"email": "no"}}},
+     "communication_preferences.reminders.email", "valid boolean"),
+    ("/invoices/i1", {"customer": "c1", "number": "1", "amount_cents": "5", "issued_on": "2030-01-01",
+                      "due_on": "2030-01-10"}, "amount_cents", "valid integer"),
+    ("/settings", {"max_reschedules": 1.5}, "max_reschedules", "valid integer"),
 ])
 async def test_field_errors_write_nothing(api, db, customer, path, payload, field, message):
     before = counts(db)
