@@ -106,7 +106,10 @@ async def read_json(request: web.Request) -> tuple[object, bytes]:
 
 
 async def read_body(request: web.Request, model: type[BaseModel], business: Business) -> tuple[BaseModel, object]:
-    data, _raw = await read_json(request)
+    data, raw = await read_json(request)
+    if request.method == "PUT" and not raw.strip():
+        # The document marks every PUT's body required (openapi.build); ``{}`` is the empty change.
+        raise ValidationError("request body required", {"body": "required"})
     return parse(model, data, region=region_of(business)), data
 
 
