@@ -38,7 +38,7 @@ Name = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max
 ShortText = Annotated[str, StringConstraints(max_length=500)]
 LongText = Annotated[str, StringConstraints(max_length=5000)]
 Currency = Annotated[str, StringConstraints(pattern=r"^[A-Z]{3}$"), Field(examples=["CAD"])]
-Cents = Annotated[int, Field(ge=0, le=10**11)]
+Cents = Annotated[int, Field(ge=0, le=2**31 - 1)]  # stored in 32-bit integer columns
 Color = Annotated[str, StringConstraints(pattern=r"^#[0-9a-fA-F]{6}$"), Field(examples=["#1d4ed8"])]
 Locale = Literal["en", "fr"]
 HHMM = Annotated[str, StringConstraints(pattern=r"^([01][0-9]|2[0-3]):[0-5][0-9]$"), Field(examples=["09:00"])]

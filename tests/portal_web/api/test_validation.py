@@ -63,6 +63,10 @@ async def test_malformed_json(api, db, biz):
     ("/invoices/i1", {"customer": "c1", "number": "1", "amount_cents": 5, "issued_on": "2030-01-01",
                       "due_on": "2030-01-10", "booking": "nope"}, "booking", "unknown booking 'nope'"),
     ("/quotes/q1", {"customer": "c1", "number": "Q", "total_cents": 5, "currency": "cad"}, "currency", "pattern"),
+    # Amounts live in 32-bit integer columns: a larger one was a 500 on PostgreSQL (found by the fuzzer).
+    ("/quotes/q1", {"customer": "c1", "number": "Q", "total_cents": 2**31}, "total_cents", "less than or equal"),
+    ("/invoices/i1", {"customer": "c1", "number": "1", "amount_cents": 5, "amount_paid_cents": 99999999999,
+                      "issued_on": "2030-01-01", "due_on": "2030-01-10"}, "amount_paid_cents", "less than or equal"),
     ("/service-providers/p1", {"name": "A", "working_hours": {"mon": [["17:00", "09:00"]]}},
      "working_hours.mon.0", "end must be after start"),
     ("/service-providers/p1", {"name": "A", "working_hours": {"someday": []}}, "working_hours.someday.[key]",
@@ -92,6 +96,11 @@ async def test_field_errors_write_nothing(api, db, customer, path, payload, fiel
     assert field in body["fields"], body
     assert message in body["fields"][field], body
     assert counts(db) == before
+
+
+async def test_the_largest_amount_is_stored(api, customer):
+    status, body = await api.put("/quotes/q1", {"customer": "c1", "number": "Q", "total_cents": 2**31 - 1})
+    assert status == 201 and body["total_cents"] == 2**31 - 1
 
 
 async def test_put_without_a_body_is_refused(api, db, biz):
