@@ -25,14 +25,15 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 
-from sqlalchemy import select
+from sqlalchemy import and_, not_, select
 from sqlalchemy.exc import IntegrityError, OperationalError
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, joinedload
 
 from portal import events
 from portal.errors import Conflict, PolicyError, ValidationError
 from portal.models import Booking, Business, Customer, Service, ServiceProvider, utcnow
 from portal.outbox import queue_notice
+from portal.pagination import PER_PAGE, Page, fetch_page
 from portal.selfservice import get_owned
 from portal.slots import free_slots, overlaps
 from portal.webhooks_out import record_event
@@ -71,15 +72,30 @@ def get_booking(session: Session, customer_id: int, public_id: str, *, for_updat
     return get_owned(session, Booking, customer_id, public_id, missing=BOOKING_MISSING, for_update=for_update)
 
 
-def list_bookings(session: Session, customer_id: int, now: datetime | None = None) -> tuple[list[Booking], list[Booking]]:
-    """(upcoming scheduled bookings soonest first, past or cancelled ones latest first)."""
+# A list card shows the service and provider names: loaded with the booking, not one query per card.
+_CARD = (joinedload(Booking.service), joinedload(Booking.provider))
+
+
+def _upcoming(now: datetime):
+    return and_(Booking.status == "scheduled", Booking.ends_at > now)
+
+
+def upcoming_bookings(session: Session, customer_id: int, now: datetime | None = None) -> list[Booking]:
+    """Scheduled bookings not yet over, soonest first."""
     now = _aware(now)
-    rows = session.scalars(select(Booking).where(Booking.customer_id == customer_id)
-                           .order_by(Booking.starts_at)).all()
-    upcoming = [b for b in rows if b.status == "scheduled" and b.ends_at > now]
-    past = [b for b in rows if b not in upcoming]
-    past.reverse()
-    return upcoming, past
+    return list(session.scalars(select(Booking).options(*_CARD)
+                                .where(Booking.customer_id == customer_id, _upcoming(now))
+                                .order_by(Booking.starts_at, Booking.id)))
+
+
+def past_bookings(session: Session, customer_id: int, page: int = 1, now: datetime | None = None,
+                  per_page: int = PER_PAGE) -> Page[Booking]:
+    """Everything else (over, cancelled, completed), latest first, a page at a time."""
+    now = _aware(now)
+    stmt = (select(Booking).options(*_CARD)
+            .where(Booking.customer_id == customer_id, not_(_upcoming(now)))
+            .order_by(Booking.starts_at.desc(), Booking.id.desc()))
+    return fetch_page(session, stmt, page, per_page)
 
 
 def can_reschedule(business: Business, booking: Booking, now: datetime | None = None) -> Allowed:

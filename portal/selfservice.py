@@ -16,6 +16,7 @@ from sqlalchemy.orm import Session
 from portal import events
 from portal.errors import Conflict, NotFound, ValidationError
 from portal.models import Booking, BookingAttachment, Business, Customer, Invoice, Quote, utcnow
+from portal.pagination import PER_PAGE, Page, fetch_page
 from portal.webhooks_out import record_event
 
 MAX_COMMENT = 2000
@@ -33,10 +34,13 @@ def require_section(business: Business, section: str) -> None:
 
 # -- invoices ---------------------------------------------------------------
 
-def list_invoices(session: Session, business: Business, customer_id: int) -> list[Invoice]:
+def list_invoices(session: Session, business: Business, customer_id: int, page: int = 1,
+                  per_page: int = PER_PAGE) -> Page[Invoice]:
+    """The customer's invoices, newest first, a page at a time (void ones are not shown)."""
     require_section(business, "invoices")
-    return list(session.scalars(select(Invoice).where(Invoice.customer_id == customer_id, Invoice.payment_status != "void")
-                                .order_by(Invoice.issued_on.desc(), Invoice.id.desc())))
+    stmt = (select(Invoice).where(Invoice.customer_id == customer_id, Invoice.payment_status != "void")
+            .order_by(Invoice.issued_on.desc(), Invoice.id.desc()))
+    return fetch_page(session, stmt, page, per_page)
 
 
 def get_owned(session: Session, model, customer_id: int, public_id: str, *, missing: str,
@@ -67,10 +71,12 @@ def invoice_status(invoice: Invoice, today: date) -> str:
 
 # -- quotes -----------------------------------------------------------------
 
-def list_quotes(session: Session, business: Business, customer_id: int) -> list[Quote]:
+def list_quotes(session: Session, business: Business, customer_id: int, page: int = 1,
+                per_page: int = PER_PAGE) -> Page[Quote]:
+    """The customer's quotes, newest first, a page at a time."""
     require_section(business, "quotes")
-    return list(session.scalars(select(Quote).where(Quote.customer_id == customer_id)
-                                .order_by(Quote.created_at.desc(), Quote.id.desc())))
+    stmt = select(Quote).where(Quote.customer_id == customer_id).order_by(Quote.created_at.desc(), Quote.id.desc())
+    return fetch_page(session, stmt, page, per_page)
 
 
 def get_quote(session: Session, business: Business, customer_id: int, public_id: str, *,

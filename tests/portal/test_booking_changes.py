@@ -84,9 +84,25 @@ def test_upcoming_and_past_lists(db, session_factory, world):
     make_booking(db, make_customer(db, business), starts_at=at(5, 9))
     db.commit()
     with scoped(session_factory, business) as s:
-        upcoming, older = bc.list_bookings(s, customer.id, NOW)
+        upcoming = bc.upcoming_bookings(s, customer.id, NOW)
+        older = bc.past_bookings(s, customer.id, 1, NOW)
     assert [b.id for b in upcoming] == [booking.id]
-    assert [b.id for b in older] == [cancelled.id, past.id]
+    assert [b.id for b in older.items] == [cancelled.id, past.id]
+    assert (older.number, older.has_previous, older.has_next) == (1, False, False)
+
+
+def test_past_bookings_come_a_page_at_a_time(db, session_factory, world):
+    business, provider, service, customer, booking = world
+    past = [make_booking(db, customer, starts_at=NOW - timedelta(days=d), provider_id=provider.id,
+                         service_id=service.id, status="completed") for d in range(1, 6)]
+    db.commit()
+    newest_first = [b.id for b in past]
+    with scoped(session_factory, business) as s:
+        pages = [bc.past_bookings(s, customer.id, n, NOW, per_page=2) for n in (1, 2, 3)]
+        with pytest.raises(NotFound):
+            bc.past_bookings(s, customer.id, 4, NOW, per_page=2)
+    assert [[b.id for b in p.items] for p in pages] == [newest_first[0:2], newest_first[2:4], newest_first[4:]]
+    assert [(p.has_previous, p.has_next) for p in pages] == [(False, True), (True, True), (True, False)]
 
 
 # -- slots --------------------------------------------------------------------

@@ -47,7 +47,7 @@ def test_invoices_are_scoped_and_hidden_when_turned_off(db, session_factory, sho
     db.commit()
     with tenant_session(session_factory, business.id) as s:
         b = s.get(Business, business.id)
-        assert [i.id for i in ss.list_invoices(s, b, customer.id)] == [mine.id]
+        assert [i.id for i in ss.list_invoices(s, b, customer.id).items] == [mine.id]
         assert ss.get_invoice(s, b, customer.id, mine.public_id).id == mine.id
         with pytest.raises(NotFound):
             ss.get_invoice(s, b, customer.id, theirs.public_id)

@@ -18,6 +18,7 @@ from sqlalchemy.orm import Session
 from portal import selfservice as ss
 from portal.errors import Conflict, ValidationError
 from portal.models import Business, utcnow
+from portal.pagination import page_number
 from portal_web.keys import BUSINESS
 from portal_web.sessions import login_required
 from portal_web.shell import render_portal
@@ -60,9 +61,14 @@ def _labels(request) -> dict:
 @login_required
 async def invoices_list(request: web.Request) -> web.StreamResponse:
     today = _today(request)
-    rows = await in_customer_tenant(request, lambda db, b, cid: [
-        _invoice_row(i, today) for i in ss.list_invoices(db, b, cid)])
-    return render_portal(request, "portal/invoices.html", {"rows": rows, **_labels(request)})
+    number = page_number(request.query.get("page"))
+
+    def load(db: Session, business: Business, customer_id: int):
+        page = ss.list_invoices(db, business, customer_id, number)
+        return page, [_invoice_row(i, today) for i in page.items]
+
+    page, rows = await in_customer_tenant(request, load)
+    return render_portal(request, "portal/invoices.html", {"rows": rows, "page": page, **_labels(request)})
 
 
 def _invoice(template: str):
@@ -88,16 +94,18 @@ def _quote_context(db: Session, business: Business, customer_id: int, public_id:
 @login_required
 async def quotes_list(request: web.Request) -> web.StreamResponse:
     today = _today(request)
+    number = page_number(request.query.get("page"))
 
     def load(db: Session, business: Business, customer_id: int):
+        page = ss.list_quotes(db, business, customer_id, number)
         rows = []
-        for q in ss.list_quotes(db, business, customer_id):
+        for q in page.items:
             status = "expired" if q.status == "pending" and not ss.quote_is_open(q, today) else q.status
             rows.append({"quote": q, "status": status})
-        return rows
+        return page, rows
 
-    rows = await in_customer_tenant(request, load)
-    return render_portal(request, "portal/quotes.html", {"rows": rows, **_labels(request)})
+    page, rows = await in_customer_tenant(request, load)
+    return render_portal(request, "portal/quotes.html", {"rows": rows, "page": page, **_labels(request)})
 
 
 @login_required

@@ -24,6 +24,7 @@ from portal import booking_changes as bc
 from portal import selfservice as ss
 from portal.errors import Conflict, PolicyError, ValidationError
 from portal.models import Booking, Business, Message, utcnow
+from portal.pagination import page_number
 from portal.slots import group_by_local_day
 from portal_web.keys import BUSINESS, CUSTOMER
 from portal_web.sessions import login_required
@@ -79,14 +80,15 @@ def _labels(request) -> dict:
 
 @login_required
 async def bookings_list(request: web.Request) -> web.StreamResponse:
-    def load(db: Session, business: Business, customer_id: int):
-        upcoming, past = bc.list_bookings(db, customer_id)
-        for b in upcoming + past:
-            _load_parts(b, business)
-        return upcoming, past[:50]
+    number = page_number(request.query.get("page"))
 
-    upcoming, past = await in_customer_tenant(request, load)
-    return render_portal(request, "portal/bookings.html", {"upcoming": upcoming, "past": past, **_labels(request),
+    def load(db: Session, business: Business, customer_id: int):
+        now = utcnow()
+        upcoming = bc.upcoming_bookings(db, customer_id, now) if number == 1 else []
+        return upcoming, bc.past_bookings(db, customer_id, number, now)
+
+    upcoming, page = await in_customer_tenant(request, load)
+    return render_portal(request, "portal/bookings.html", {"upcoming": upcoming, "page": page, **_labels(request),
                                                            "live": True})
 
 
