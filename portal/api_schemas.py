@@ -32,7 +32,8 @@ from portal.errors import ValidationError
 
 # --- field types ---------------------------------------------------------------
 
-ExternalId = Annotated[str, StringConstraints(min_length=1, max_length=100, pattern=r"^[^/\s]+$"),
+EXTERNAL_ID_PATTERN = r"^[^/\s\x00]+$"
+ExternalId = Annotated[str, StringConstraints(min_length=1, max_length=100, pattern=EXTERNAL_ID_PATTERN),
                        Field(description="The booking system's own id", examples=["cust-1001"])]
 Name = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200)]
 ShortText = Annotated[str, StringConstraints(max_length=500)]
@@ -530,10 +531,27 @@ def field_errors(exc: PydanticValidationError) -> dict[str, str]:
     return fields
 
 
+def _nul_at(value: Any, loc: tuple = ()) -> str | None:
+    """The path of the first text holding a NUL character: PostgreSQL cannot store one."""
+    if isinstance(value, str):
+        return _path(loc) if "\x00" in value else None
+    items = value.items() if isinstance(value, dict) else enumerate(value) if isinstance(value, list) else ()
+    for key, item in items:
+        if isinstance(key, str) and "\x00" in key:
+            return _path((*loc, key))
+        found = _nul_at(item, (*loc, key))
+        if found is not None:
+            return found
+    return None
+
+
 def parse(model: type[BaseModel], data: Any, *, region: str | None = None) -> BaseModel:
     """Validate a decoded JSON body; raises ``portal.errors.ValidationError`` (422)."""
     if not isinstance(data, dict):
         raise ValidationError("request body must be a JSON object", {"body": "expected an object"})
+    nul = _nul_at(data)
+    if nul is not None:
+        raise ValidationError("invalid request", {nul: "must not contain NUL characters"})
     try:
         # Strict JSON types, as the document gives them: no 0 for false, "5" for 5 or a number for a date.
         return model.model_validate_json(json.dumps(data), strict=True, context={"region": region})

@@ -114,12 +114,14 @@ async def read_body(request: web.Request, model: type[BaseModel], business: Busi
 
 
 def external_id(request: web.Request) -> str:
-    value = request.match_info["external_id"]
+    return external_id_value(request.match_info["external_id"], "external_id", "invalid id in the path")
+
+
+def external_id_value(value: str, name: str, message: str = "invalid id") -> str:
     try:
         return _external_id.validate_python(value)
     except PydanticValidationError:
-        raise ValidationError("invalid id in the path", {"external_id": "1-100 characters, no spaces or slashes"}) \
-            from None
+        raise ValidationError(message, {name: "1-100 characters, no spaces, slashes or NUL"}) from None
 
 
 async def in_business(request: web.Request, business: Business, work: Callable[[Session], object]):

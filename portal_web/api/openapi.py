@@ -7,10 +7,11 @@ import re
 
 from pydantic.json_schema import models_json_schema
 
-from portal.api_schemas import ErrorOut
+from portal.api_schemas import EXTERNAL_ID_PATTERN, ErrorOut
 from portal_web.api.base import IDEMPOTENCY_HEADER, PREFIX, Route
 
 REF = "#/components/schemas/{model}"
+ID = {"type": "string", "minLength": 1, "maxLength": 100, "pattern": EXTERNAL_ID_PATTERN}  # the booking system's ids
 ERRORS = {401: "Missing or invalid API key", 404: "Not found", 409: "Conflicts with the current state",
           422: "Invalid request: malformed JSON, unknown fields, field errors, or a reused Idempotency-Key"}
 
@@ -37,11 +38,10 @@ def build(routes: list[Route]) -> dict:
         op: dict = {"summary": route.summary, "operationId": operation_id(route),
                     "tags": [route.tag], "parameters": [], "responses": {}}
         for name in re.findall(r"{(\w+)}", route.path):
-            op["parameters"].append({"name": name, "in": "path", "required": True,
-                                     "schema": {"type": "string", "maxLength": 100}})
+            op["parameters"].append({"name": name, "in": "path", "required": True, "schema": dict(ID)})
         for name, description in route.query.items():
             op["parameters"].append({"name": name, "in": "query", "required": False, "description": description,
-                                     "schema": {"type": "integer" if name == "limit" else "string"}})
+                                     "schema": {"type": "integer"} if name == "limit" else dict(ID)})
         if route.method == "POST":
             op["parameters"].append({
                 "name": IDEMPOTENCY_HEADER, "in": "header", "required": False, "schema": {"type": "string",

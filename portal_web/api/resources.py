@@ -45,7 +45,17 @@ from portal.models import (
     Service,
     ServiceProvider,
 )
-from portal_web.api.base import Route, dump, endpoint, external_id, in_business, post_once, read_body, read_json
+from portal_web.api.base import (
+    Route,
+    dump,
+    endpoint,
+    external_id,
+    external_id_value,
+    in_business,
+    post_once,
+    read_body,
+    read_json,
+)
 from portal_web.keys import SETTINGS
 
 # --- serialisers (run inside the transaction; relations load lazily) ------------
@@ -146,7 +156,7 @@ def _upsert_handler(model_in, upsert, model, serialise, what: str, *, needs_cool
 
     @endpoint
     async def get(request: web.Request, business: Business) -> web.Response:
-        ext = request.match_info["external_id"]
+        ext = external_id(request)
         body = await in_business(request, business, lambda s: serialise(s, sync.require(s, model, ext, what)))
         return web.json_response(body)
 
@@ -166,7 +176,7 @@ put_quote, get_quote = _upsert_handler(QuoteIn, sync.upsert_quote, Quote, quote_
 
 @endpoint
 async def cancel_booking(request: web.Request, business: Business) -> web.Response:
-    ext = request.match_info["external_id"]
+    ext = external_id(request)
     data, raw = await read_body(request, CancelIn, business)
 
     def work(session: Session):
@@ -228,6 +238,8 @@ MAX_MESSAGES = 200
 @endpoint
 async def list_messages(request: web.Request, business: Business) -> web.Response:
     customer_ref = request.query.get("customer")
+    if customer_ref is not None:
+        customer_ref = external_id_value(customer_ref, "customer")
     try:
         limit = min(max(int(request.query.get("limit", "50")), 1), MAX_MESSAGES)
     except ValueError:

@@ -111,6 +111,30 @@ async def test_put_without_a_body_is_refused(api, db, biz):
     assert (await api.put("/settings", {}))[0] == 200
 
 
+@pytest.mark.parametrize("path,payload,field", [
+    ("/customers/c2", {"name": "Jane\x00"}, "name"),
+    ("/bookings/b1", {**BOOKING, "notes": "gate code\x00"}, "notes"),
+    ("/invoices/i1", {"customer": "c1\x00", "number": "1", "amount_cents": 5, "issued_on": "2030-01-01",
+                      "due_on": "2030-01-10", "lines": [{"description": "x\x00", "unit_cents": 5}]}, "customer"),
+    ("/quotes/q1", {"customer": "c1", "number": "Q", "total_cents": 5,
+                    "lines": [{"description": "x\x00", "unit_cents": 5}]}, "lines.0.description"),
+    ("/settings", {"branding": {"help_reply": "\x00"}}, "branding.help_reply"),
+])
+async def test_nul_characters_are_refused(api, db, customer, path, payload, field):
+    # Found by the fuzzer: PostgreSQL cannot store NUL in text, so these were 500s there.
+    before = counts(db)
+    status, body = await api.put(path, payload)
+    assert status == 422 and body["fields"] == {field: "must not contain NUL characters"}, body
+    assert counts(db) == before
+
+
+async def test_nul_in_an_id_is_refused(api, customer):
+    for method, path in (("GET", "/customers/c%00"), ("GET", "/bookings/%00"), ("POST", "/bookings/b%00/cancel"),
+                         ("GET", "/messages?customer=c1%00")):
+        status, body = await api.call(method, path)
+        assert status == 422, (path, status, body)
+
+
 async def test_several_errors_are_reported_together(api, customer):
     status, body = await api.put("/customers/c3", {"name": "", "email": "x", "phone": "1", "extra": 1})
     assert status == 422
