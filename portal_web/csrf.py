@@ -21,6 +21,7 @@ from aiohttp import web
 
 from portal.errors import Forbidden
 from portal.security import hash_token
+from portal_web.forms import FORM_TYPES, read_form
 from portal_web.keys import SETTINGS
 
 FIELD = "csrf_token"
@@ -87,14 +88,16 @@ def link_form_token(request: web.Request, business_id: int, raw_token: str) -> s
 
 
 async def submitted_token(request: web.Request) -> str:
+    form = None
+    if request.content_type in FORM_TYPES:
+        # Read (400 if unreadable) even when the header carries the token: aiohttp caches
+        # the form, so a handler's own request.post() never meets a malformed body.
+        form = await read_form(request)
     header = request.headers.get(HEADER)
     if header:
         return header
-    if request.content_type in ("application/x-www-form-urlencoded", "multipart/form-data"):
-        form = await request.post()  # aiohttp caches it: the handler can read it again
-        value = form.get(FIELD)
-        return value if isinstance(value, str) else ""
-    return ""
+    value = form.get(FIELD) if form is not None else None
+    return value if isinstance(value, str) else ""
 
 
 async def verify(request: web.Request, expected: str | None) -> None:

@@ -6,6 +6,7 @@ import logging
 import time
 
 from aiohttp import web
+from aiohttp.web_protocol import RequestPayloadError
 
 from portal.errors import PortalError, ValidationError
 from portal.metrics import REQUEST_LATENCY
@@ -55,6 +56,9 @@ async def errors(request: web.Request, handler):
             if name in exc.headers:
                 resp.headers[name] = exc.headers[name]
         return resp
+    except RequestPayloadError:
+        # The body could not be read as sent (a broken Content-Encoding, cut short): the client's fault.
+        return error_response(request, 400, "The request body could not be read.")
     except ValidationError as exc:
         return error_response(request, exc.status, str(exc), exc.fields)
     except PortalError as exc:

@@ -10,6 +10,7 @@ from redis.exceptions import RedisError
 
 from portal import queues
 from portal_web.db import in_system
+from portal_web.forms import read_form
 from portal_web.keys import REDIS, SETTINGS
 from portal_web.ops import stats
 from portal_web.ops.auth import (
@@ -45,7 +46,7 @@ async def signin_form(request: web.Request) -> web.Response:
 
 
 async def signin(request: web.Request) -> web.Response:
-    form = await request.post()
+    form = await read_form(request)
     nxt = safe_next(form.get("next"))
     settings = request.app[SETTINGS]
     if await too_many_failures(request):
@@ -65,7 +66,7 @@ async def signin(request: web.Request) -> web.Response:
 
 @operator_required
 async def signout(request: web.Request) -> web.Response:
-    check_csrf(request, await request.post())
+    check_csrf(request, await read_form(request))
     response = web.HTTPFound("/ops/signin")
     await close_session(request, response)
     raise response
@@ -178,7 +179,7 @@ def _message_row_id(letter: queues.DeadLetter) -> int | None:
 
 @operator_required
 async def retry(request: web.Request) -> web.Response:
-    check_csrf(request, await request.post())
+    check_csrf(request, await read_form(request))
     queue = _queue_name(request.match_info["queue"])
     redis = request.app[REDIS]
     letter = await queues.get_dead_letter(redis, queue, request.match_info["id"])
@@ -198,7 +199,7 @@ async def retry(request: web.Request) -> web.Response:
 
 @operator_required
 async def discard(request: web.Request) -> web.Response:
-    check_csrf(request, await request.post())
+    check_csrf(request, await read_form(request))
     queue = _queue_name(request.match_info["queue"])
     if not await queues.discard_dead_letter(request.app[REDIS], queue, request.match_info["id"]):
         raise web.HTTPNotFound(text="That dead letter is gone (already retried, discarded or expired)")

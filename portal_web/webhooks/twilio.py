@@ -24,6 +24,7 @@ from portal.db import scope_to
 from portal.metrics import WEBHOOK_VERIFICATION_FAILURES
 from portal.models import Business, Customer, Message
 from portal_web.db import in_system
+from portal_web.forms import BODY_ERRORS
 from portal_web.keys import SETTINGS
 
 log = logging.getLogger(__name__)
@@ -46,8 +47,8 @@ async def verified_form(request: web.Request) -> dict[str, str]:
     settings = request.app[SETTINGS]
     try:
         form = await request.post()
-    except (ValueError, UnicodeDecodeError):
-        raise web.HTTPBadRequest(text="Malformed form body.")
+    except BODY_ERRORS:
+        raise web.HTTPBadRequest(text="Malformed form body.") from None
     signature = request.headers.get(SIGNATURE_HEADER, "")
     url = settings.public_base_url + request.raw_path
     algorithm = get_signature_algorithm(request.headers.get(SIGNATURE_SETTINGS_HEADER))

@@ -12,6 +12,7 @@ from portal.errors import NotFound, ValidationError
 from portal.models import Business
 from portal_web import i18n
 from portal_web.db import in_tenant
+from portal_web.forms import read_form
 from portal_web.keys import BUSINESS, CUSTOMER, LOCALE
 
 T = TypeVar("T")
@@ -58,7 +59,7 @@ def notice(request: web.Request) -> str | None:
 
 async def form_data(request: web.Request):
     """The posted form (already parsed by the CSRF check)."""
-    return await request.post()
+    return await read_form(request)
 
 
 def field(form, name: str, *, max_length: int = 2000) -> str:
