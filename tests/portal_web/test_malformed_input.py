@@ -87,3 +87,15 @@ async def test_a_body_that_fails_its_content_encoding_is_400(client, db, me, set
     assert resp.status == 400
     db.expire_all()
     assert db.scalar(select(func.count()).select_from(CommunicationPreference)) == 0
+
+
+# -- CSRF origins ---------------------------------------------------------------
+
+@pytest.mark.parametrize("header, value", [("Origin", "http://["), ("Referer", "http://[::1/x")])
+async def test_a_malformed_origin_or_referer_is_refused_as_foreign(client, db, me, header, value):
+    csrf = await sign_in(client, db, me)
+    resp = await client.post(f"/{me.business.slug}/preferences", data={"csrf_token": csrf, "locale": "fr"},
+                             headers={header: value}, allow_redirects=False)
+    assert resp.status == 403
+    db.expire_all()
+    assert db.get(type(me), me.id).locale == "en"
