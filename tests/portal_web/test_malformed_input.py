@@ -99,3 +99,23 @@ async def test_a_malformed_origin_or_referer_is_refused_as_foreign(client, db, m
     assert resp.status == 403
     db.expire_all()
     assert db.get(type(me), me.id).locale == "en"
+
+
+# -- self-service form values ---------------------------------------------------
+
+@pytest.mark.parametrize("field, value", [
+    ("version", "\u00b2"),                      # isdigit() says yes, int() says no
+    ("slot", "0001-01-01T00:00:00+01:00"),      # before year 1 in UTC
+    ("slot", "9999-12-31T23:59:59-01:00"),      # after year 9999 in UTC
+])
+async def test_reschedule_values_that_do_not_convert_are_422(client, db, me, field, value):
+    csrf = await sign_in(client, db, me)
+    booking = make_booking(db, me)
+    db.commit()
+    data = {"csrf_token": csrf, "slot": "2030-01-01T10:00:00Z", "version": "1", field: value}
+    resp = await client.post(f"/{me.business.slug}/bookings/{booking.public_id}/reschedule", data=data,
+                             allow_redirects=False)
+    assert resp.status == 422
+    assert "text/html" in resp.headers["Content-Type"]
+    db.expire_all()
+    assert (db.get(Booking, booking.id).version, db.get(Booking, booking.id).starts_at) == (1, booking.starts_at)

@@ -75,7 +75,7 @@ def parse_version(form) -> int | None:
     raw = field(form, "version", max_length=12).strip()
     if not raw:
         return None
-    if not raw.isdigit():
+    if not (raw.isascii() and raw.isdigit()):  # "²" is a digit to isdigit(), not to int()
         raise ValidationError("The form is out of date. Please reload the page.", {"version": "invalid"})
     return int(raw)
 
@@ -84,11 +84,11 @@ def parse_slot(raw: str) -> datetime:
     """A slot value from the form: an ISO 8601 UTC time such as 2025-06-05T18:00:00Z."""
     try:
         value = datetime.fromisoformat(raw.strip())
-    except ValueError:
+        if value.tzinfo is None:
+            raise ValueError("no offset")
+        return value.astimezone(timezone.utc)
+    except (ValueError, OverflowError):  # OverflowError: an offset past year 1 or 9999
         raise ValidationError("Choose one of the available times.", {"slot": "invalid"}) from None
-    if value.tzinfo is None:
-        raise ValidationError("Choose one of the available times.", {"slot": "invalid"})
-    return value.astimezone(timezone.utc)
 
 
 def slot_value(value: datetime) -> str:
