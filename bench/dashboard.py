@@ -95,15 +95,23 @@ def load(url: str, cookie: tuple[str, str] | None, sizes) -> dict:
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 
-def serve_and_load(name: str, argv_proc, port: int, url: str, cookie, sizes) -> dict:
+def serve_and_load(name: str, argv_proc, port: int, url: str, cookie, sizes, more: dict[str, str] | None = None) -> dict:
+    """Start the server, check ``url`` answers 200, load it; then each of ``more``
+    (name -> URL) the same way, on the same server: results under their names."""
     proc = argv_proc()
     try:
         procs.wait_port(port, proc, timeout=60)
-        status, size = check_page(url, cookie)
-        if status != 200:
-            raise RuntimeError(f"{name}: GET {url} answered {status}, expected 200 (signed in):\n{proc.tail()}")
-        result = load(url, cookie, sizes)
-        result["page_bytes"] = size
+        result = {}
+        for target, target_url in {"": url, **(more or {})}.items():
+            status, size = check_page(target_url, cookie)
+            if status != 200:
+                raise RuntimeError(f"{name}: GET {target_url} answered {status}, expected 200 (signed in):\n{proc.tail()}")
+            loaded = load(target_url, cookie, sizes)
+            loaded["page_bytes"] = size
+            if target:
+                result[target] = loaded
+            else:
+                result.update(loaded)
         return result
     finally:
         proc.stop()
@@ -126,10 +134,12 @@ def run(env: benv.BenchEnv, sizes) -> dict:
     port = procs.free_port()
     portal_url = f"http://127.0.0.1:{port}/{SLUG}/"
     # As the Procfile runs it (``portal web --port $PORT``; WEB_PROCESSES processes), on loopback only.
+    # Then, on the same server, the bookings list (the longest page a customer opens; not a target).
     portal = serve_and_load(
         "portal web",
         lambda: procs.portal("web", ["web", "--host", "127.0.0.1", "--port", str(port)], env.process_env()),
-        port, portal_url, cookie, sizes)
+        port, portal_url, cookie, sizes, more={"bookings_page": portal_url + "bookings"})
+    bookings_page = portal.pop("bookings_page")
 
     bport = procs.free_port()
     bare_url = f"http://127.0.0.1:{bport}/{SLUG}/"
@@ -142,6 +152,7 @@ def run(env: benv.BenchEnv, sizes) -> dict:
         "baseline_rps": bare["rps"], "ratio": ratio(portal["rps"], bare["rps"]),
         "baseline_p50_ms": bare["p50_ms"], "baseline_p99_ms": bare["p99_ms"],
         "customers": sizes.customers, "bookings": sizes.bookings, "customer_bookings": own,
+        "bookings_page": {k: bookings_page[k] for k in ("rps", "p50_ms", "p99_ms", "ok", "requests", "page_bytes")},
         "concurrency": sizes.concurrency, "dataset_load_s": round(load_s, 1), "portal": portal, "baseline": bare,
         "web_processes": web_processes(env),
     }
@@ -162,4 +173,12 @@ def rows(result: dict) -> list[tuple[str, object]]:
         ("bare aiohttp p50 / p99 ms", f"{result['baseline_p50_ms']} / {result['baseline_p99_ms']}"),
         ("ratio (dashboard / bare)", result["ratio"]),
         ("page size bytes", p.get("page_bytes")),
-    ]
+    ] + _bookings_rows(result.get("bookings_page"))
+
+
+def _bookings_rows(page: dict | None) -> list[tuple[str, object]]:
+    if not page:
+        return []
+    return [("bookings list req/s (same load; no target)", page["rps"]),
+            ("bookings list p50 / p99 ms", f"{page['p50_ms']} / {page['p99_ms']}"),
+            ("bookings list ok / errors, bytes", f"{page['ok']} / {page['requests'] - page['ok']}, {page['page_bytes']:,}")]

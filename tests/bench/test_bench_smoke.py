@@ -143,6 +143,8 @@ def test_make_bench_quick(database_url, redis_url, tmp_path):
     assert latest["notifications"]["pipeline"]["provider_duplicated"] == 0
     assert {"rps", "p50_ms", "p99_ms", "baseline_rps", "ratio"} <= latest["portal"].keys()
     assert latest["portal"]["portal"]["statuses"] == {"200": latest["portal"]["portal"]["requests"]}
+    page = latest["portal"]["bookings_page"]
+    assert page["ok"] == page["requests"] > 0 and {"rps", "p50_ms", "p99_ms"} <= page.keys()
     assert {"scan_ms_10k", "scan_ms_1m"} <= latest["scheduler"].keys()
     assert {"count", "queue_s", "deliver_s"} <= latest["invitations"].keys()
     assert latest["invitations"]["sent_rows"] == 20
