@@ -20,7 +20,8 @@ TITLES = {400: "Bad request", 403: "Forbidden", 404: "Page not found", 405: "Met
 
 
 def wants_json(request: web.Request) -> bool:
-    return request.path.startswith(("/api/", "/webhooks/")) or "application/json" in request.headers.get("Accept", "")
+    return (request.path.startswith(("/api/", "/webhooks/", "/ops/api/"))
+            or "application/json" in request.headers.get("Accept", ""))
 
 
 def error_response(request: web.Request, status: int, message: str, fields: dict | None = None) -> web.Response:

@@ -119,3 +119,16 @@ async def test_reschedule_values_that_do_not_convert_are_422(client, db, me, fie
     assert "text/html" in resp.headers["Content-Type"]
     db.expire_all()
     assert (db.get(Booking, booking.id).version, db.get(Booking, booking.id).starts_at) == (1, booking.starts_at)
+
+
+# -- /ops -----------------------------------------------------------------------
+
+async def test_ops_api_errors_are_json(client):
+    await ops_sign_in(client)
+    for method, path, status in (("GET", "/ops/api/throughput?window=zz", 400), ("POST", "/ops/api/queues", 405),
+                                 ("GET", "/ops/api/dead-letters?queue=nope", 404)):
+        resp = await client.request(method, path)
+        assert resp.status == status and (await resp.json())["error"], path
+    # The pages themselves still answer with a page.
+    resp = await client.get("/ops/dead-letters?queue=nope")
+    assert resp.status == 404 and "text/html" in resp.headers["Content-Type"]
