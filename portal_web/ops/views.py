@@ -115,7 +115,10 @@ async def api_outcomes(request: web.Request) -> web.Response:
 # -- message search -------------------------------------------------------
 
 def _criteria(request: web.Request) -> dict:
-    return {name: request.query.get(name, "")[:200] for name in ("business", "customer", "recipient")}
+    criteria = {name: request.query.get(name, "")[:200] for name in ("business", "customer", "recipient")}
+    if any("\x00" in value for value in criteria.values()):  # PostgreSQL refuses NUL in any string
+        raise web.HTTPBadRequest(text="Search terms cannot contain NUL characters.")
+    return criteria
 
 
 @operator_required

@@ -132,3 +132,10 @@ async def test_ops_api_errors_are_json(client):
     # The pages themselves still answer with a page.
     resp = await client.get("/ops/dead-letters?queue=nope")
     assert resp.status == 404 and "text/html" in resp.headers["Content-Type"]
+
+
+async def test_ops_search_with_a_nul_is_400(client):
+    await ops_sign_in(client)
+    for path in ("/ops/messages?customer=a%00b", "/ops/api/messages?business=%00"):
+        resp = await client.get(path)
+        assert resp.status == 400, path
