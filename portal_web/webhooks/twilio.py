@@ -36,6 +36,7 @@ HELP_WORDS = frozenset({"HELP", "INFO", "AIDE"})
 # message, which is what an "unknown" (timed-out) send needs to hear.
 STATUS_MAP = {"accepted": "sent", "queued": "sent", "sending": "sent", "sent": "sent", "delivered": "delivered",
               "undelivered": "failed", "failed": "failed", "canceled": "failed"}
+MAX_ID = 2**31 - 1  # message.id is a 32-bit integer on PostgreSQL
 GENERIC_HELP = {
     "en": "{name}: reply STOP to stop receiving texts, START to receive them again.{contact}",
     "fr": "{name} : répondez ARRET pour ne plus recevoir de textos, START pour les recevoir à nouveau.{contact}",
@@ -57,7 +58,11 @@ async def verified_form(request: web.Request) -> dict[str, str]:
         WEBHOOK_VERIFICATION_FAILURES.labels("twilio").inc()
         log.warning("rejected a Twilio webhook with a bad or missing signature for %s", request.path)
         raise web.HTTPForbidden(text="Invalid signature.")
-    return {key: str(value) for key, value in form.items()}
+    values = {key: str(value) for key, value in form.items()}
+    if any("\x00" in key or "\x00" in value for key, value in values.items()):
+        # Never from Twilio, and PostgreSQL refuses NUL in any string it would be compared with or stored as.
+        raise web.HTTPBadRequest(text="Malformed form body.")
+    return values
 
 
 # -- status callbacks -------------------------------------------------------
@@ -68,13 +73,15 @@ async def status_callback(request: web.Request) -> web.Response:
     status = form.get("MessageStatus") or form.get("SmsStatus")
     if not sid or not status:
         raise web.HTTPBadRequest(text="MessageSid and MessageStatus are required.")
+    if len(sid) > 64:  # Twilio's are 34 characters; message.provider_id holds 100
+        raise web.HTTPBadRequest(text="MessageSid is not a Twilio message SID.")
     outcome = await in_system(request.app, lambda s: handle_status(s, request.query.get("mid"), form))
     return web.json_response({"ok": True, "result": outcome})
 
 
 def find_message(session: Session, mid: str | None, sid: str) -> Message | None:
     message = None
-    if mid and mid.isdigit() and len(mid) < 19:
+    if mid and mid.isascii() and mid.isdigit() and len(mid) < 19 and int(mid) <= MAX_ID:  # isdigit() admits "²"
         message = session.get(Message, int(mid))
     if message is None:
         message = session.scalar(select(Message).where(Message.provider_id == sid, Message.channel == "sms"))

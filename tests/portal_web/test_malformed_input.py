@@ -7,9 +7,9 @@ import pytest
 from sqlalchemy import func, select
 
 from messages.links import unsubscribe_token
-from portal.models import Booking, CommunicationPreference
+from portal.models import Booking, CommunicationPreference, Message, ProcessedEvent
 from tests.factories import make_booking, make_business, make_customer
-from tests.fakes import sendgrid_keypair
+from tests.fakes import sendgrid_keypair, sign_twilio
 from tests.portal_web.signin_support import sign_in
 
 FORM = {"Content-Type": "application/x-www-form-urlencoded"}
@@ -139,3 +139,44 @@ async def test_ops_search_with_a_nul_is_400(client):
     for path in ("/ops/messages?customer=a%00b", "/ops/api/messages?business=%00"):
         resp = await client.get(path)
         assert resp.status == 400, path
+
+
+# -- webhooks -------------------------------------------------------------------
+
+def sms_message(db, customer, **fields) -> Message:
+    values = dict(business_id=customer.business_id, idempotency_key=f"malformed:{customer.id}",
+                  kind="appointment_reminder", category="reminders", channel="sms", customer_id=customer.id,
+                  recipient=customer.phone, status="sent", provider="twilio", provider_id="SM" + "b" * 32)
+    values.update(fields)
+    message = Message(**values)
+    db.add(message)
+    db.commit()
+    return message
+
+
+async def twilio_post(client, settings, path, params):
+    signed = sign_twilio(TWILIO_TOKEN, settings.public_base_url + path, params)
+    return await client.post(path, data=signed.body, headers=signed.headers)
+
+
+@pytest.mark.parametrize("mid", ["%C2%B2", "999999999999999999"])
+async def test_twilio_status_with_an_unusable_mid_falls_back_to_the_sid(client, db, me, settings, mid):
+    message = sms_message(db, me)
+    resp = await twilio_post(client, settings, f"/webhooks/twilio/status?mid={mid}",
+                             {"MessageSid": message.provider_id, "MessageStatus": "delivered"})
+    assert resp.status == 200 and (await resp.json())["result"] == "delivered"
+
+
+@pytest.mark.parametrize("path, params", [
+    ("/webhooks/twilio/status", {"MessageSid": "SM" + "b" * 32, "MessageStatus": "failed", "ErrorCode": "\x00"}),
+    ("/webhooks/twilio/status", {"MessageSid": "SM\x00", "MessageStatus": "delivered"}),
+    ("/webhooks/twilio/status", {"MessageSid": "S" * 5000, "MessageStatus": "delivered"}),
+    ("/webhooks/twilio/inbound", {"From": "+1514\x00", "Body": "STOP"}),
+])
+async def test_signed_twilio_callbacks_with_impossible_values_are_400(client, db, me, settings, path, params):
+    message = sms_message(db, me)
+    resp = await twilio_post(client, settings, path, params)
+    assert resp.status == 400 and (await resp.json())["error"]
+    db.expire_all()
+    assert db.get(Message, message.id).status == "sent"
+    assert db.scalar(select(func.count()).select_from(ProcessedEvent)) == 0
