@@ -36,6 +36,10 @@ CLOCK_SKEW_S = 10       # and so are ones from the future, beyond this much skew
 BAD_ADDRESS_EVENTS = ("bounce", "dropped", "spamreport")
 UNSUBSCRIBE_EVENTS = ("unsubscribe", "group_unsubscribe")
 HANDLED = ("processed", "delivered", *BAD_ADDRESS_EVENTS, *UNSUBSCRIBE_EVENTS)
+MAX_ID = 2**31 - 1  # message.id is a 32-bit integer on PostgreSQL
+# The fields an event is read by, and how long each may be to fit where it is stored (0: not stored).
+FIELD_LIMITS = {"event": 0, "sg_event_id": 0, MESSAGE_ID_ARG: 0, "sg_message_id": 100, "email": 254, "reason": 0,
+                "response": 0, "type": 0}
 
 
 @functools.lru_cache(maxsize=4)
@@ -44,7 +48,7 @@ def _verifier(public_key: str) -> EventWebhook:
 
 
 def verify(public_key: str, payload: bytes, signature: str, timestamp: str, now: float | None = None) -> bool:
-    if not (public_key and signature and timestamp and timestamp.isdigit()):
+    if not (public_key and signature and timestamp and timestamp.isascii() and timestamp.isdigit()):
         return False
     now = time.time() if now is None else now
     if int(timestamp) < now - REPLAY_WINDOW_S or int(timestamp) > now + CLOCK_SKEW_S:
@@ -68,7 +72,7 @@ async def events(request: web.Request) -> web.Response:
         raise web.HTTPForbidden(text="Invalid or stale signature.")
     try:
         batch = json.loads(payload)
-    except ValueError:
+    except (ValueError, RecursionError):  # RecursionError: arrays nested thousands deep
         raise web.HTTPBadRequest(text="The body is not JSON.")
     if not isinstance(batch, list) or not all(isinstance(event, dict) for event in batch):
         raise web.HTTPBadRequest(text="Expected a JSON array of event objects.")
@@ -89,7 +93,7 @@ def find_message(session: Session, event: dict) -> Message | None:
     """Our message: by the id we put in custom_args, else by SendGrid's message id (the sg_message_id prefix)."""
     message = None
     ours = str(event.get(MESSAGE_ID_ARG) or "")
-    if ours.isdigit() and len(ours) < 19:
+    if ours.isascii() and ours.isdigit() and len(ours) < 19 and int(ours) <= MAX_ID:  # isdigit() admits "²"
         message = session.get(Message, int(ours))
     if message is None:
         provider_id = str(event.get("sg_message_id") or "").split(".", 1)[0]
@@ -100,7 +104,20 @@ def find_message(session: Session, event: dict) -> Message | None:
     return message
 
 
+def malformed(event: dict) -> bool:
+    """A NUL in a field we read (PostgreSQL refuses it in any string), or a value too long for its column."""
+    for name, limit in FIELD_LIMITS.items():
+        value = str(event.get(name) or "")
+        if name == "sg_message_id":
+            value = value.split(".", 1)[0]
+        if "\x00" in value or (limit and len(value) > limit):
+            return True
+    return False
+
+
 def handle_event(session: Session, event: dict) -> str:
+    if malformed(event):
+        return "malformed"  # not from SendGrid; a retry would not mend it, so no 4xx for the batch
     kind = str(event.get("event") or "")
     event_id = str(event.get("sg_event_id") or "")
     if kind not in HANDLED or not event_id:

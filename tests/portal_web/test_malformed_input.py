@@ -3,13 +3,16 @@ a clear 4xx (or, inside a webhook batch, a "malformed" outcome), never a 500, no
 
 from __future__ import annotations
 
+import json
+
 import pytest
 from sqlalchemy import func, select
 
 from messages.links import unsubscribe_token
-from portal.models import Booking, CommunicationPreference, Message, ProcessedEvent
+from messages.providers.base import MESSAGE_ID_ARG
+from portal.models import Booking, CommunicationPreference, Message, ProcessedEvent, Suppression
 from tests.factories import make_booking, make_business, make_customer
-from tests.fakes import sendgrid_keypair, sign_twilio
+from tests.fakes import sendgrid_keypair, sign_sendgrid_events, sign_twilio
 from tests.portal_web.signin_support import sign_in
 
 FORM = {"Content-Type": "application/x-www-form-urlencoded"}
@@ -180,3 +183,45 @@ async def test_signed_twilio_callbacks_with_impossible_values_are_400(client, db
     db.expire_all()
     assert db.get(Message, message.id).status == "sent"
     assert db.scalar(select(func.count()).select_from(ProcessedEvent)) == 0
+
+
+async def sendgrid_post(client, settings, sendgrid_key, payload: str):
+    signed = sign_sendgrid_events(sendgrid_key[0], payload, url=settings.public_base_url + "/webhooks/sendgrid/events")
+    return await client.post("/webhooks/sendgrid/events", data=signed.body, headers=signed.headers)
+
+
+async def test_sendgrid_events_with_impossible_values_are_malformed_and_change_nothing(client, db, me, settings,
+                                                                                        sendgrid_key):
+    message = sms_message(db, me, channel="email", recipient=me.email, provider="sendgrid", provider_id="xmsg1")
+    good = {"event": "bounce", "email": me.email, MESSAGE_ID_ARG: str(message.id), "sg_message_id": "xmsg1.filter"}
+    events = [{**good, "sg_event_id": "e1", "email": "x" * 5000},
+              {**good, "sg_event_id": "e2\x00"},
+              {**good, "sg_event_id": "e3", "reason": "no\x00"},
+              {**good, "sg_event_id": "e4", "sg_message_id": "x" * 300}]
+    resp = await sendgrid_post(client, settings, sendgrid_key, json.dumps(events))
+    assert resp.status == 200 and (await resp.json())["results"] == ["malformed"] * 4
+    db.expire_all()
+    assert db.get(Message, message.id).status == "sent"
+    assert db.scalar(select(func.count()).select_from(Suppression)) == 0
+    assert db.scalar(select(func.count()).select_from(ProcessedEvent)) == 0
+
+
+@pytest.mark.parametrize("ours", ["\u00b2", "999999999999999999"])
+async def test_sendgrid_unusable_message_id_falls_back_to_sg_message_id(client, db, me, settings, sendgrid_key, ours):
+    message = sms_message(db, me, channel="email", recipient=me.email, provider="sendgrid", provider_id="xmsg2")
+    event = {"event": "delivered", "sg_event_id": "e5", "email": me.email, MESSAGE_ID_ARG: ours,
+             "sg_message_id": "xmsg2.filter"}
+    resp = await sendgrid_post(client, settings, sendgrid_key, json.dumps([event]))
+    assert resp.status == 200 and (await resp.json())["results"] == ["delivered"]
+
+
+async def test_sendgrid_deeply_nested_json_is_400(client, settings, sendgrid_key):
+    resp = await sendgrid_post(client, settings, sendgrid_key, "[" * 5000 + "]" * 5000)
+    assert resp.status == 400 and (await resp.json())["error"]
+
+
+async def test_sendgrid_timestamp_that_is_not_ascii_digits_is_403(client, sendgrid_key):
+    signed = sign_sendgrid_events(sendgrid_key[0], "[]", url="x")
+    resp = await client.post("/webhooks/sendgrid/events", data=b"[]", headers={
+        **signed.headers, "X-Twilio-Email-Event-Webhook-Timestamp": "\u00b2"})
+    assert resp.status == 403
