@@ -49,11 +49,14 @@ async def stream(request: web.Request) -> web.StreamResponse:
     timing = request.app.get(TIMING) or {}
     heartbeat = timing.get("heartbeat", HEARTBEAT_S)
     max_stream = timing.get("max_stream", MAX_STREAM_S)
+    headers = {"Content-Type": "text/event-stream", "Cache-Control": "no-store", "X-Accel-Buffering": "no"}
+    if request.method == "HEAD":
+        # Headers only: a StreamResponse would write its events into the HEAD reply.
+        return web.Response(headers=headers)
 
     pubsub = request.app[REDIS].pubsub()
     await pubsub.subscribe(channel(business.id, customer.id))
-    resp = web.StreamResponse(headers={
-        "Content-Type": "text/event-stream", "Cache-Control": "no-store", "X-Accel-Buffering": "no"})
+    resp = web.StreamResponse(headers=headers)
     task = asyncio.current_task()
     if task is not None:
         request.app[STREAMS].add(task)

@@ -225,3 +225,14 @@ async def test_sendgrid_timestamp_that_is_not_ascii_digits_is_403(client, sendgr
     resp = await client.post("/webhooks/sendgrid/events", data=b"[]", headers={
         **signed.headers, "X-Twilio-Email-Event-Webhook-Timestamp": "\u00b2"})
     assert resp.status == 403
+
+
+# -- live updates ---------------------------------------------------------------
+
+async def test_head_on_the_live_stream_is_headers_only(client, db, me):
+    await sign_in(client, db, me)
+    resp = await client.head(f"/{me.business.slug}/events")
+    assert resp.status == 200 and resp.headers["Content-Type"] == "text/event-stream"
+    assert await resp.read() == b""
+    # The connection is still good for the next request (no stray event bytes on it).
+    assert (await client.get(f"/{me.business.slug}/")).status == 200
