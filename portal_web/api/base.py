@@ -43,6 +43,7 @@ class Route:
     query: dict[str, str] = field(default_factory=dict)  # name -> description
     tag: str = "api"
     public: bool = False  # no API key needed (the OpenAPI document itself)
+    replays: bool = True  # a POST honours Idempotency-Key (post_once)
 
 
 class Unauthorized(Exception):

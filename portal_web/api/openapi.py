@@ -42,7 +42,7 @@ def build(routes: list[Route]) -> dict:
         for name, description in route.query.items():
             op["parameters"].append({"name": name, "in": "query", "required": False, "description": description,
                                      "schema": {"type": "integer"} if name == "limit" else dict(ID)})
-        if route.method == "POST":
+        if route.method == "POST" and route.replays:
             op["parameters"].append({
                 "name": IDEMPOTENCY_HEADER, "in": "header", "required": False, "schema": {"type": "string",
                                                                                          "maxLength": 200},

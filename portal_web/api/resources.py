@@ -291,7 +291,7 @@ ROUTES: list[Route] = [
     Route("PUT", "/settings", put_settings, "Change portal settings (only the fields sent)", SettingsOut,
           SettingsIn, tag="settings"),
     Route("POST", "/api-key/rotate", rotate_key, "Replace the API key; the new key is shown once", ApiKeyOut,
-          tag="settings"),
+          tag="settings", replays=False),
     Route("GET", "/messages", list_messages, "Messages sent to customers, newest first, with status history",
           MessageList, query={"customer": "The booking system's customer id", "limit": "1-200, default 50"},
           tag="messages"),

@@ -81,3 +81,11 @@ async def test_failed_request_is_not_recorded(api, db, booking):
 async def test_overlong_key_is_refused(api, booking):
     status, body = await api.post("/invitations", {"customer": "c1"}, headers={"Idempotency-Key": "x" * 201})
     assert status == 422 and "Idempotency-Key" in body["fields"]
+
+
+async def test_the_document_offers_the_key_only_where_it_replays(client):
+    # Found by the fuzzer: the key rotation listed Idempotency-Key, but a retry with it rotates again.
+    doc = await (await client.get("/api/v1/openapi.json")).json()
+    offered = {path for path, ops in doc["paths"].items() for op in ops.values()
+               if any(p["name"] == "Idempotency-Key" for p in op.get("parameters", []))}
+    assert offered == {"/api/v1/bookings/{external_id}/cancel", "/api/v1/invitations"}
