@@ -35,7 +35,6 @@ from portal.errors import ValidationError
 EXTERNAL_ID_PATTERN = r"^[^/\s\x00]+$"
 ExternalId = Annotated[str, StringConstraints(min_length=1, max_length=100, pattern=EXTERNAL_ID_PATTERN),
                        Field(description="The booking system's own id", examples=["cust-1001"])]
-Name = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200)]
 ShortText = Annotated[str, StringConstraints(max_length=500)]
 LongText = Annotated[str, StringConstraints(max_length=5000)]
 Currency = Annotated[str, StringConstraints(pattern=r"^[A-Z]{3}$"), Field(examples=["CAD"])]
@@ -93,6 +92,14 @@ def _origin(value: str) -> str:
     return value.lower()
 
 
+def _name(value: str) -> str:
+    if not value.strip():
+        raise ValueError("must not be blank")
+    return value.strip()
+
+
+# Lengths are checked as sent (as the document says), the surrounding spaces dropped after.
+Name = Annotated[str, StringConstraints(min_length=1, max_length=200), AfterValidator(_name)]
 Email = Annotated[str, StringConstraints(max_length=254), AfterValidator(_email),
                   Field(json_schema_extra={"format": "email"}, examples=["jane@example.com"])]
 Phone = Annotated[str, StringConstraints(max_length=40), AfterValidator(_phone),

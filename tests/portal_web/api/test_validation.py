@@ -42,6 +42,9 @@ async def test_malformed_json(api, db, biz):
     ("/customers/c2", {"name": "X", "phone": "+1555123"}, "phone", "not a valid phone number"),
     ("/customers/c2", {"name": "X", "phone": "call me"}, "phone", "not a phone number"),
     ("/customers/c2", {"name": ""}, "name", "at least 1 character"),
+    ("/customers/c2", {"name": " \t "}, "name", "must not be blank"),
+    # The document's maxLength holds for the name as sent, spaces included (found by the fuzzer).
+    ("/customers/c2", {"name": " " + "x" * 200}, "name", "at most 200 characters"),
     ("/customers/c2", {"email": "a@example.com"}, "name", "required"),
     ("/customers/c2", {"name": "X", "locale": "de"}, "locale", "'en' or 'fr'"),
     ("/customers/c2", {"name": "X", "timezone": "Mars/Base"}, "timezone", "unknown timezone"),
@@ -133,6 +136,11 @@ async def test_nul_in_an_id_is_refused(api, customer):
                          ("GET", "/messages?customer=c1%00")):
         status, body = await api.call(method, path)
         assert status == 422, (path, status, body)
+
+
+async def test_names_are_stored_without_surrounding_spaces(api):
+    status, body = await api.put("/customers/c2", {"name": "  Jane Doe "})
+    assert status == 201 and body["name"] == "Jane Doe"
 
 
 async def test_several_errors_are_reported_together(api, customer):
