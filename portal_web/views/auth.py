@@ -24,6 +24,7 @@ from portal.metrics import SIGNINS
 from portal.models import Booking, Customer, Invoice, Quote, Service, ServiceProvider, utcnow
 from portal_web import csrf, ratelimit
 from portal_web.db import in_tenant
+from portal_web.forms import read_form
 from portal_web.i18n import gettext
 from portal_web.keys import BUSINESS, CUSTOMER, LOCALE, REDIS, SETTINGS
 from portal_web.sessions import (
@@ -83,7 +84,7 @@ def signin_page(locale: str):
         business = await load_business(request)
         request[LOCALE] = locale
         await csrf.verify(request, csrf.signin_form_token(request, business.id))
-        form = await request.post()
+        form = await read_form(request)
         raw = form.get("identifier") if isinstance(form.get("identifier"), str) else ""
         from workers.signin import parse_identifier, request_signin_link
 
