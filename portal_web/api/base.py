@@ -96,14 +96,35 @@ def _reject_constant(name: str):
     raise ValueError(f"{name} is not valid JSON")
 
 
+MAX_DEPTH = 32  # no request body nests more than a few levels
+
+
+def _deeper_than(value: object, limit: int) -> bool:
+    # A loop, not recursion: the body's depth must not decide the stack's.
+    stack = [(value, 1)]
+    while stack:
+        item, depth = stack.pop()
+        if isinstance(item, (dict, list)):
+            if depth > limit:
+                return True
+            stack.extend((child, depth + 1) for child in (item.values() if isinstance(item, dict) else item))
+    return False
+
+
 async def read_json(request: web.Request) -> tuple[object, bytes]:
     raw = await request.read()
     if not raw.strip():
         return {}, raw
+    too_deep = ValidationError("request body nested too deeply", {"body": f"at most {MAX_DEPTH} levels of nesting"})
     try:
-        return json.loads(raw, parse_constant=_reject_constant), raw
+        data = json.loads(raw, parse_constant=_reject_constant)
     except (ValueError, UnicodeDecodeError) as exc:
         raise ValidationError("malformed JSON", {"body": str(exc)}) from None
+    except RecursionError:
+        raise too_deep from None
+    if _deeper_than(data, MAX_DEPTH):
+        raise too_deep
+    return data, raw
 
 
 async def read_body(request: web.Request, model: type[BaseModel], business: Business) -> tuple[BaseModel, object]:

@@ -106,6 +106,18 @@ async def test_the_largest_amount_is_stored(api, customer):
     assert status == 201 and body["total_cents"] == 2**31 - 1
 
 
+@pytest.mark.parametrize("depth", [33, 990, 100_000])
+async def test_deeply_nested_json_is_refused(api, db, depth):
+    # Nesting near or past the interpreter's recursion limit was a 500.
+    before = counts(db)
+    body = b'{"name": "x", "a": ' + b"[" * depth + b"]" * depth + b"}"
+    status, resp = await api.put("/customers/c2", data=body, headers={"Content-Type": "application/json"})
+    assert status == 422 and resp["error"] == "request body nested too deeply", resp
+    status, resp = await api.post("/invitations", data=body, headers={"Content-Type": "application/json"})
+    assert status == 422 and resp["error"] == "request body nested too deeply", resp
+    assert counts(db) == before
+
+
 async def test_put_without_a_body_is_refused(api, db, biz):
     # Found by the fuzzer: the document requires a PUT's body, and an empty one used to pass as {}.
     for path in ("/settings", "/customers/c2"):
