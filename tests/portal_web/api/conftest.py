@@ -38,3 +38,12 @@ def biz(db):
 @pytest.fixture
 def api(client, biz):
     return Api(client, biz.api_key)
+
+
+def pytest_collection_modifyitems(items):
+    # Schemathesis (4.32) names each operation's test "test_api_fuzz[GET /api/v1/settings]", but pytest 9.2
+    # builds node ids from the plain function name, so every operation would report as the same test.
+    for item in items:
+        label = getattr(item, "operation_label", None)
+        if label and hasattr(item, "_id") and item.nodeid.endswith("::" + item.originalname):
+            item._id = item._id.with_params(label)
