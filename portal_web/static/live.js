@@ -3,7 +3,7 @@
  * The page provides <script type="application/json" id="live-config"> with
  * the events URL, locale, timezone and translated labels. Elements opt in
  * with data attributes:
- *   [data-booking="<public id>"]  [data-field="when"] (a <time>), [data-field="status"]
+ *   [data-booking="<public id>"]  [data-field="when"] and [data-field="ends"] (<time>s), [data-field="status"]
  *   [data-message="<id>"]         [data-field="message-status"]
  *   #live-banner                  a role="status" region for a short notice
  * No reload: text is updated in place. EventSource reconnects by itself.
@@ -35,6 +35,16 @@
     }
   }
 
+  function formatTime(iso) {
+    var date = new Date(iso);
+    if (isNaN(date.getTime())) { return iso; }
+    try {
+      return new Intl.DateTimeFormat(config.locale, { timeStyle: "short", timeZone: config.tz }).format(date);
+    } catch (e) {
+      return date.toLocaleTimeString();
+    }
+  }
+
   function banner(message) {
     var node = document.getElementById("live-banner");
     if (!node || !message) { return; }
@@ -59,6 +69,12 @@
         if (when && data.starts_at) {
           when.setAttribute("datetime", data.starts_at);
           when.textContent = formatWhen(data.starts_at);
+        }
+        // The end moves with the start: a stale "(until ...)" would contradict the new time.
+        var ends = card.querySelector('[data-field="ends"]');
+        if (ends && data.ends_at) {
+          ends.setAttribute("datetime", data.ends_at);
+          ends.textContent = formatTime(data.ends_at);
         }
         var status = card.querySelector('[data-field="status"]');
         if (status && data.status) {
