@@ -112,6 +112,18 @@ async def test_quote_decline_and_bad_decisions(client, db, shop):
     assert "Declined" in listing
 
 
+async def test_get_on_the_decision_address_goes_back_to_the_quote(client, db, shop):
+    # The address a refused decision leaves in the bar: reloading it is not a 405 page.
+    business, customer, invoices, quote = shop
+    await sign_in(client, db, customer)
+    resp = await client.get(f"/{business.slug}/quotes/{quote.public_id}/decision", allow_redirects=False)
+    assert (resp.status, resp.headers["Location"]) == (303, f"/{business.slug}/quotes/{quote.public_id}")
+    page = await client.get(resp.headers["Location"])
+    assert page.status == 200 and 'value="approve"' in await page.text()
+    db.expire_all()
+    assert db.get(Quote, quote.id).status == "pending"
+
+
 async def test_hidden_quotes_answer_404_everywhere(client, db, shop):
     business, customer, invoices, quote = shop
     db.get(Business, business.id).show_quotes = False

@@ -55,7 +55,10 @@ async def test_saved_card_and_replacing_it_with_the_test_gateway(client, db, sho
 async def test_setup_needs_post_and_csrf(client, db, shop):
     business, customer = shop
     await sign_in(client, db, customer)
-    assert (await client.get(f"/{business.slug}/payment-method/setup")).status == 405
+    # A GET (the form's address reloaded or opened again) starts nothing: back to the card page.
+    got = await client.get(f"/{business.slug}/payment-method/setup", allow_redirects=False)
+    assert (got.status, got.headers["Location"]) == (303, f"/{business.slug}/payment-method")
+    assert db.scalar(select(Customer.payment_customer_ref).where(Customer.id == customer.id)) is None
     assert (await client.post(f"/{business.slug}/payment-method/setup")).status == 403
 
 

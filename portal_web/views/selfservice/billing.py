@@ -30,6 +30,7 @@ from portal_web.views.selfservice.common import (
     in_customer_tenant,
     notice,
     redirect,
+    to_form_page,
     tr,
 )
 
@@ -143,3 +144,4 @@ def setup(app: web.Application) -> None:
     app.router.add_get(f"/{SLUG}/quotes", quotes_list, name="quotes")
     app.router.add_get(quote, quote_detail, name="quote")
     app.router.add_post(f"{quote}/decision", quote_decision)
+    app.router.add_get(f"{quote}/decision", to_form_page)

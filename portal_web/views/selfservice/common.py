@@ -97,3 +97,10 @@ def slot_value(value: datetime) -> str:
 
 def redirect(location: str) -> web.HTTPSeeOther:
     return web.HTTPSeeOther(location, headers={"Cache-Control": "no-store"})
+
+
+async def to_form_page(request: web.Request) -> web.StreamResponse:
+    """GET on a form's POST-only address (reloaded, bookmarked, opened again from history):
+    303 to the page the form lives on (the path without its last segment), not a bare 405.
+    The route patterns allow only [a-z0-9-] slugs and URL-safe ids, so the path is safe to reuse."""
+    raise redirect(request.path.rsplit("/", 1)[0])

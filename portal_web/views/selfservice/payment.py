@@ -24,7 +24,15 @@ from portal_web.keys import BUSINESS, SETTINGS
 from portal_web.middleware import content_security_policy
 from portal_web.sessions import login_required
 from portal_web.shell import render_portal
-from portal_web.views.selfservice.common import SLUG, form_data, in_customer_tenant, notice, redirect, tr
+from portal_web.views.selfservice.common import (
+    SLUG,
+    form_data,
+    in_customer_tenant,
+    notice,
+    redirect,
+    to_form_page,
+    tr,
+)
 
 log = logging.getLogger(__name__)
 # Stripe.js runs from js.stripe.com, frames the card field and talks to api.stripe.com.
@@ -104,3 +112,4 @@ def setup(app: web.Application) -> None:
     app.router.add_get(f"/{SLUG}/payment-method", show, name="payment_method")
     app.router.add_post(f"/{SLUG}/payment-method", complete)
     app.router.add_post(f"/{SLUG}/payment-method/setup", start, name="payment_method_setup")
+    app.router.add_get(f"/{SLUG}/payment-method/setup", to_form_page)
