@@ -47,3 +47,11 @@ async def test_readyz_is_503_when_the_database_is_unreachable(aiohttp_client, se
         assert body["checks"]["redis"] == "ok"
     finally:
         engine.dispose()
+
+
+async def test_favicon_is_served(client):
+    # Every browser asks for it on every page; a 404 was a console error on each.
+    resp = await client.get("/favicon.ico")
+    assert resp.status == 200
+    assert resp.content_type == "image/svg+xml"
+    assert (await resp.read()).startswith(b"<svg")

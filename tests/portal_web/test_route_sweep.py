@@ -46,6 +46,7 @@ SKIPPED = {
     "/static": "aiohttp's own static file handler: no code of ours",
     "/healthz": "liveness probe: reads no input",
     "/readyz": "readiness probe: reads no input",
+    "/favicon.ico": "one static file: reads no input",
     "/metrics": "Prometheus text: its access rules are tests/portal_web/ops/test_metrics.py",
 }
 
