@@ -56,6 +56,16 @@ async def test_invoice_detail_and_printable_view_in_french(client, db, shop):
     text = await printable.text()
     assert printable.status == 200 and "selfservice.css" in text and "data-print" in text
     assert 'class="site-header"' not in text  # a clean page to print
+    assert f"Facturé à : {customer.name}" in text  # French spacing: the colon is in the translation
+
+
+async def test_quote_total_in_french_and_english(client, db, shop):
+    business, customer, invoices, quote = shop
+    await sign_in(client, db, customer)
+    fr = await (await client.get(f"/{business.slug}/quotes/{quote.public_id}?lang=fr")).text()
+    assert '<p class="total">Total : <strong>' in fr
+    en = await (await client.get(f"/{business.slug}/quotes/{quote.public_id}?lang=en")).text()
+    assert '<p class="total">Total: <strong>' in en
 
 
 async def test_hidden_invoices_answer_404_everywhere(client, db, shop):
