@@ -196,7 +196,10 @@ def reschedule_confirmation(session, message, settings) -> dict:
 
 @register("cancellation_confirmation", "booking_updates", ics="CANCEL")
 def cancellation_confirmation(session, message, settings) -> dict:
-    return booking_context(session, message, settings)
+    ctx = booking_context(session, message, settings)
+    # The email's button reads "my appointments": the list of what is still booked, not the cancelled one.
+    ctx["bookings_url"] = links.portal_url(settings, ctx["business"]["slug"], "/bookings")
+    return ctx
 
 
 def _row(session, message, model, name: str):

@@ -168,6 +168,15 @@ def test_cancellation_confirmation_carries_a_calendar_cancel(db, settings, world
     assert int(event["sequence"]) == 3
 
 
+@pytest.mark.parametrize("locale, label", [("en", "See my appointments"), ("fr", "Voir mes rendez-vous")])
+def test_cancellation_email_links_to_the_appointments_its_button_names(db, settings, world, locale, label):
+    email, _ = compose.compose(db, message_for(db, world, "cancellation_confirmation", "email", locale), settings)
+    bookings = f"{settings.public_base_url}/{world['business'].slug}/bookings"
+    assert f'href="{bookings}"' in email.html and label in email.html
+    assert f"{bookings}\n" in email.text
+    assert world["booking"].public_id not in email.html  # not the cancelled booking alone
+
+
 def test_reminders_have_no_attachment(db, settings, world):
     email, _ = compose.compose(db, message_for(db, world, "appointment_reminder", "email", "en"), settings)
     assert email.attachments == []
