@@ -13,7 +13,7 @@ from typing import Generic, TypeVar
 from sqlalchemy import Select
 from sqlalchemy.orm import Session
 
-from portal.errors import NotFound, PortalError
+from portal.errors import NotFound
 
 T = TypeVar("T")
 
@@ -34,11 +34,11 @@ class Page(Generic[T]):
 
 
 def page_number(raw: str | None) -> int:
-    """``?page=`` as an int in 1..MAX_PAGE (absent: 1); anything else is a 400."""
+    """``?page=`` as an int in 1..MAX_PAGE (absent: 1); anything else names no page: 404."""
     if raw is None or raw == "":
         return 1
     if not (raw.isascii() and raw.isdigit()) or len(raw) > 5 or not 1 <= int(raw) <= MAX_PAGE:
-        raise PortalError(BAD_PAGE)
+        raise NotFound(BAD_PAGE)
     return int(raw)
 
 

@@ -60,13 +60,13 @@ async def test_bookings_page_by_page(client, db, shop):
 
 
 @pytest.mark.parametrize("page", ["0", "-1", "abc", "1e3", "²", "10001", "9" * 40, "1.5"])
-async def test_a_bad_page_number_is_a_clear_400(client, db, shop, page):
+async def test_a_bad_page_number_is_a_clear_404(client, db, shop, page):
     business, customer = shop
     await sign_in(client, db, customer)
     for section in ("bookings", "invoices", "quotes"):
         resp = await client.get(f"/{business.slug}/{section}", params={"page": page})
         html = await resp.text()
-        assert resp.status == 400, section
+        assert resp.status == 404, section
         assert "This page does not exist." in html and "Traceback" not in html
 
 
