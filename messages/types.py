@@ -158,10 +158,14 @@ def booking_context(session, message, settings) -> dict:
 # --- the types ----------------------------------------------------------------
 
 def link_context(session, message, settings, purpose: str, ttl_s: int) -> dict:
-    """Context with a fresh magic link, minted now so only its hash is ever stored."""
+    """Context with a fresh magic link, minted now so only its hash is ever stored.
+
+    ``params["next"]``: the portal page the link leads to once used (link_path checks it)."""
     ctx = base_context(session, message, settings)
     raw = tokens.mint(session, _customer(session, message), purpose, ttl_s)
-    ctx["link"] = settings.public_base_url + tokens.link_path(ctx["business"]["slug"], raw)
+    back = (message.params or {}).get("next")
+    ctx["link"] = settings.public_base_url + tokens.link_path(ctx["business"]["slug"], raw,
+                                                              back if isinstance(back, str) else None)
     return ctx
 
 

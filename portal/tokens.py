@@ -4,6 +4,7 @@ short-lived and single-use (consumed atomically)."""
 from __future__ import annotations
 
 from datetime import datetime, timedelta
+from urllib.parse import urlencode
 
 from sqlalchemy import update
 from sqlalchemy.orm import Session
@@ -12,6 +13,9 @@ from portal.models import Customer, MagicLinkToken, utcnow
 from portal.security import hash_token, new_token
 
 PURPOSES = ("signin", "invitation")
+MAX_RETURN_PATH = 500
+# Pages a sign-in must never return to: the sign-in pages themselves and other links.
+NO_RETURN = ("link/", "signin", "connexion", "signout")
 
 
 def mint(session: Session, customer: Customer, purpose: str, ttl_s: int) -> str:
@@ -27,8 +31,30 @@ def mint(session: Session, customer: Customer, purpose: str, ttl_s: int) -> str:
     return raw
 
 
-def link_path(business_slug: str, raw_token: str) -> str:
-    return f"/{business_slug}/link/{raw_token}"
+def link_path(business_slug: str, raw_token: str, return_to: str | None = None) -> str:
+    """The link's path; with ``return_to`` (checked by ``safe_return_path``), where it
+    leads once used: the page the customer was sent to sign in from."""
+    path = f"/{business_slug}/link/{raw_token}"
+    return_to = safe_return_path(business_slug, return_to)
+    return f"{path}?{urlencode({'next': return_to})}" if return_to else path
+
+
+def safe_return_path(business_slug: str, value: str | None) -> str | None:
+    """``value`` if it is a page of this business's portal to return to after sign-in, else None.
+
+    Only a local path under ``/{slug}/`` (so never another site or business), printable
+    ASCII (browsers send paths percent-encoded), without ``//``, ``\\``, ``..`` or a fragment,
+    and not a sign-in or link page.
+    """
+    if not value or len(value) > MAX_RETURN_PATH or not (value.isascii() and value.isprintable()) or "#" in value:
+        return None
+    path = value.split("?", 1)[0]
+    prefix = f"/{business_slug}/"
+    if not path.startswith(prefix) or any(bad in path for bad in ("//", "\\", "..")):
+        return None
+    if path[len(prefix):].startswith(NO_RETURN):
+        return None
+    return value
 
 
 def peek(session: Session, business_id: int, raw_token: str, now: datetime | None = None) -> MagicLinkToken | None:

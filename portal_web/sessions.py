@@ -32,11 +32,13 @@ from __future__ import annotations
 import functools
 from datetime import datetime, timedelta
 from typing import Callable, TypeVar
+from urllib.parse import urlencode
 
 from aiohttp import web
 from sqlalchemy import and_, bindparam, delete, or_, select
 from sqlalchemy.orm import Session, lazyload
 
+from portal import tokens
 from portal.db import scope_to
 from portal.errors import NotFound
 from portal.models import Business, Customer, PortalSession, utcnow
@@ -189,7 +191,14 @@ def _wants_redirect(request: web.Request) -> bool:
 
 def _signed_out(request: web.Request) -> web.HTTPException:
     if _wants_redirect(request):
-        return web.HTTPSeeOther(signin_path(request[BUSINESS].slug, negotiate_locale(request)))
+        slug = request[BUSINESS].slug
+        target = signin_path(slug, negotiate_locale(request))
+        # A page opened from an email (a booking, an invoice) is where the sign-in link will lead back to.
+        home = request.path in (f"/{slug}/", f"/{slug}/dashboard")
+        back = request.path_qs if request.method == "GET" and not home else None
+        if tokens.safe_return_path(slug, back):
+            target += "?" + urlencode({"next": back})
+        return web.HTTPSeeOther(target)
     return web.HTTPUnauthorized(text="Sign in to continue.")
 
 

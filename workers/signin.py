@@ -77,14 +77,20 @@ def find_customer(session: Session, kind: str, value: str) -> Customer | None:
     return session.scalar(select(Customer).where(column == value).order_by(Customer.id).limit(1))
 
 
-def send_signin_link(session: Session, kind: str, value: str, locale: str, request_id: str) -> list[Message]:
-    """Queue a sign-in link to the channel the customer typed; nothing for an unknown one."""
+def send_signin_link(session: Session, kind: str, value: str, locale: str, request_id: str,
+                     return_to: str | None = None) -> list[Message]:
+    """Queue a sign-in link to the channel the customer typed; nothing for an unknown one.
+
+    ``return_to``: the portal page the link leads to once used (checked again when composed)."""
     customer = find_customer(session, kind, value)
     if customer is None:
         return []
     channel = "email" if kind == "email" else "sms"
+    params = {"purpose": "signin", "locale": locale}
+    if return_to:
+        params["next"] = return_to
     messages = queue_notice(session, kind="signin_link", customer=customer, key=f"signin:{request_id}",
-                            params={"purpose": "signin", "locale": locale}, channels=[channel])
+                            params=params, channels=[channel])
     for message in messages:
         # The language of the page the link was asked from (/signin or /connexion).
         if message.status == "queued":
@@ -93,13 +99,14 @@ def send_signin_link(session: Session, kind: str, value: str, locale: str, reque
 
 
 @dramatiq.actor(queue_name="messages", max_retries=3, min_backoff=1000, max_backoff=10_000)
-def request_signin_link(business_id: int, identifier: str, locale: str, request_id: str) -> None:
+def request_signin_link(business_id: int, identifier: str, locale: str, request_id: str,
+                        return_to: str | None = None) -> None:
     try:
         kind, value = parse_identifier(identifier)
     except ValidationError:
         return
     with tenant_session(_factory(), business_id) as session:
-        send_signin_link(session, kind, value, locale, request_id)
+        send_signin_link(session, kind, value, locale, request_id, return_to if isinstance(return_to, str) else None)
         session.commit()
 
 

@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import uuid
+from urllib.parse import urlencode
 
 from aiohttp import web
 from sqlalchemy import and_, bindparam, func, select
@@ -59,11 +60,19 @@ def masked_identity(customer: Customer) -> str:
     return mask_phone(customer.phone or "")
 
 
+def return_to(request: web.Request, business) -> str | None:
+    """``?next=``: the portal page to land on once signed in, if it is a safe one."""
+    return tokens.safe_return_path(business.slug, request.query.get("next"))
+
+
 def _signin_context(request: web.Request, business, locale: str, **extra) -> dict:
+    back = return_to(request, business)
+    keep = "?" + urlencode({"next": back}) if back else ""  # the form and language links carry it on
     return {
         "csrf_token": csrf.signin_form_token(request, business.id),
-        "form_action": signin_path(business.slug, locale),
-        "languages": [{"code": code, "name": name, "href": signin_path(business.slug, code), "current": code == locale}
+        "form_action": signin_path(business.slug, locale) + keep,
+        "languages": [{"code": code, "name": name, "href": signin_path(business.slug, code) + keep,
+                       "current": code == locale}
                       for code, name in (("en", "English"), ("fr", "Français"))],
         "ttl_minutes": request.app[SETTINGS].signin_token_ttl_s // 60,
         **extra,
@@ -76,7 +85,7 @@ def signin_page(locale: str):
     async def get(request: web.Request) -> web.StreamResponse:
         business = await load_business(request)
         if await current_session(request) is not None:
-            raise web.HTTPSeeOther(f"/{business.slug}/")
+            raise web.HTTPSeeOther(return_to(request, business) or f"/{business.slug}/")
         return render_portal(request, "portal/signin.html", _signin_context(request, business, locale),
                              locale=locale)
 
@@ -103,7 +112,8 @@ def signin_page(locale: str):
             try:
                 # A push onto the queue: the same work whether or not the customer exists.
                 await asyncio.get_running_loop().run_in_executor(
-                    None, lambda: request_signin_link.send(business.id, value, locale, uuid.uuid4().hex))
+                    None, lambda: request_signin_link.send(business.id, value, locale, uuid.uuid4().hex,
+                                                           return_to(request, business)))
             except Exception:
                 log.warning("could not enqueue a sign-in link request", exc_info=True)
         SIGNINS.labels(outcome="link_requested" if allowed else "rate_limited").inc()
@@ -141,7 +151,8 @@ async def link_get(request: web.Request) -> web.StreamResponse:
     locale = negotiate_locale(request, customer=customer)
     resp = render_portal(request, "portal/link.html", {
         "identity": masked_identity(customer), "purpose": purpose,
-        "csrf_token": csrf.link_form_token(request, business.id, raw), "form_action": request.path,
+        "csrf_token": csrf.link_form_token(request, business.id, raw),
+        "form_action": tokens.link_path(business.slug, raw, return_to(request, business)),
     }, locale=locale)
     resp.headers.update(NO_REFERRER)
     return resp
@@ -170,7 +181,8 @@ async def link_post(request: web.Request) -> web.StreamResponse:
         return _invalid_link(request, business, negotiate_locale(request))
     session_id, customer, purpose = result
     SIGNINS.labels(outcome="success").inc()
-    resp = web.Response(status=303, headers={"Location": f"/{business.slug}/", **NO_REFERRER})
+    resp = web.Response(status=303, headers={"Location": return_to(request, business) or f"/{business.slug}/",
+                                             **NO_REFERRER})
     set_session_cookie(resp, session_id, business.slug, settings)
     return resp
 
