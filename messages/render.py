@@ -17,6 +17,7 @@ import css_inline
 from jinja2 import Environment, FileSystemLoader, StrictUndefined, select_autoescape
 
 from messages import segments
+from portal import phones
 from portal.settings import ROOT
 
 TEMPLATE_DIR = ROOT / "templates" / "messages"
@@ -38,7 +39,7 @@ class Rendered:
 
 @lru_cache(maxsize=1)
 def environment() -> Environment:
-    return Environment(
+    env = Environment(
         loader=FileSystemLoader(str(TEMPLATE_DIR)),
         autoescape=select_autoescape(enabled_extensions=("html",), default_for_string=False, default=False),
         undefined=StrictUndefined,  # a missing context value is a bug, not an empty string
@@ -46,6 +47,8 @@ def environment() -> Environment:
         lstrip_blocks=True,
         keep_trailing_newline=False,
     )
+    env.filters["phone"] = phones.display
+    return env
 
 
 def template_locale(locale: str | None) -> str:

@@ -23,6 +23,8 @@ from babel.numbers import format_currency
 from jinja2 import pass_context
 from markupsafe import Markup
 
+from portal import phones
+
 LOCALE_DIR = Path(__file__).resolve().parent / "locale"
 SUPPORTED = ("en", "fr")
 DEFAULT = "en"
@@ -165,4 +167,5 @@ def install_filters(env) -> None:
     def f_money(ctx, cents, currency: str = "CAD"):
         return fmt_money(cents, currency, _loc(ctx))
 
-    env.filters.update({"datetime": f_datetime, "date": f_date, "time": f_time, "money": f_money})
+    env.filters.update({"datetime": f_datetime, "date": f_date, "time": f_time, "money": f_money,
+                        "phone": phones.display})

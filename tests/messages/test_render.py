@@ -203,3 +203,9 @@ def test_french_accents_outside_gsm7_change_the_count():
     accented = render("appointment_reminder", "sms", "fr", ctx).sms
     assert measure(plain).encoding == "GSM-7" and measure(accented).encoding == "UCS-2"
     assert segments(plain) == 1 and segments(accented) == 2
+
+
+def test_the_business_phone_reads_as_a_phone_number(db, settings, world):
+    email, _ = compose.compose(db, message_for(db, world, "booking_confirmation", "email", "en"), settings)
+    assert "+1 514-555-0000" in email.html and "+1 514-555-0000" in email.text
+    assert "+15145550000" not in email.text

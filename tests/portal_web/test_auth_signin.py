@@ -48,6 +48,13 @@ def comparable_headers(resp) -> dict:
     return {k: v for k, v in resp.headers.items() if k not in ("Date", "Content-Length")}
 
 
+async def test_the_footer_phone_reads_as_a_number_and_dials_as_one(client, db, business):
+    business.support_phone = "+15145550123"
+    db.commit()
+    html = await (await client.get("/pro-home/signin")).text()
+    assert '<a href="tel:+15145550123">+1 514-555-0123</a>' in html
+
+
 async def test_signin_pages_in_english_and_french(client, business):
     en = await client.get("/pro-home/signin")
     html = await en.text()

@@ -1,0 +1,42 @@
+"""Phone numbers for people to read, and as typed by people.
+
+Stored numbers are E.164 (``+15145550199``): right for providers and ``tel:``
+links, hard to read. ``display`` is how pages and emails show them;
+``as_e164`` reads what an operator typed into a search box.
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+
+import phonenumbers
+
+DEFAULT_REGION = "CA"  # +1 numbers: Canada and the US share the plan
+
+
+@lru_cache(maxsize=1024)
+def display(value: str | None) -> str:
+    """``+15145550199`` -> ``+1 514-555-0199``; anything that is not a number is shown as given."""
+    if not value:
+        return ""
+    try:
+        number = phonenumbers.parse(value, DEFAULT_REGION)
+    except phonenumbers.NumberParseException:
+        return value
+    if not phonenumbers.is_possible_number(number):
+        return value
+    return phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.INTERNATIONAL)
+
+
+def as_e164(text: str | None) -> str | None:
+    """The E.164 form of a typed number (``514-555-0177``, ``(514) 555 0177``), or None."""
+    text = (text or "").strip()
+    if not text or "@" in text or sum(c.isdigit() for c in text) < 7:
+        return None
+    try:
+        number = phonenumbers.parse(text, DEFAULT_REGION)
+    except phonenumbers.NumberParseException:
+        return None
+    if not phonenumbers.is_possible_number(number):
+        return None
+    return phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)
