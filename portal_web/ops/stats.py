@@ -11,6 +11,7 @@ from datetime import datetime, timedelta, timezone
 from sqlalchemy import Integer, and_, case, cast, func, or_, select
 from sqlalchemy.orm import Session, selectinload
 
+from portal import phones
 from portal.models import Business, Customer, Message
 from portal.outbox import record_status
 
@@ -127,7 +128,9 @@ def search(session: Session, *, business: str = "", customer: str = "", recipien
             func.lower(Customer.name).contains(needle, autoescape=True),
         ))
     if recipient:
-        stmt = stmt.where(func.lower(Message.recipient).contains(recipient.lower(), autoescape=True))
+        # SMS recipients are stored as E.164: "514-555-0177" finds "+15145550177" too.
+        needles = {recipient.lower(), (phones.as_e164(recipient) or "").lower()} - {""}
+        stmt = stmt.where(or_(*(func.lower(Message.recipient).contains(n, autoescape=True) for n in sorted(needles))))
     messages = session.scalars(stmt).all()
     slugs = dict(session.execute(
         select(Business.id, Business.slug).where(Business.id.in_({m.business_id for m in messages}))).all())

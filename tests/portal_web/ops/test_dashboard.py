@@ -150,6 +150,9 @@ def two_businesses(db):
     ("customer=smith", ["m3"]),
     ("customer=100%25", ["m3"]),  # a literal %, not a wildcard
     ("recipient=%2B15145550100", ["m2"]),
+    ("recipient=514-555-0100", ["m2"]),  # as an operator types it: found in its stored E.164 form
+    ("recipient=(514)%20555%200100", ["m2"]),
+    ("recipient=5550100", ["m2"]),
     ("recipient=bob@", ["m3"]),
     ("business=acme&recipient=bob@", []),
 ])
