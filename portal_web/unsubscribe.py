@@ -15,6 +15,7 @@ from sqlalchemy.orm import Session
 from messages.links import parse_unsubscribe_token
 from messages.providers import feedback
 from messages.registry import CRITICAL_CATEGORIES
+from portal import preferences
 from portal.errors import NotFound, ValidationError
 from portal.models import Customer
 from portal_web.db import in_tenant
@@ -86,7 +87,8 @@ def _context(customer: Customer, category: str, channel: str) -> dict:
              "business": business.name,
              "address": _mask((customer.email if channel == "email" else customer.phone) or "", channel)}
     text = {key: value.format(**words) for key, value in TEXT[locale].items()}
-    return {"locale": locale, "text": text, "business": business, "critical": category in CRITICAL_CATEGORIES}
+    return {"locale": locale, "text": text, "business": business, "critical": category in CRITICAL_CATEGORIES,
+            "preferences_url": f"/{business.slug}/preferences"}
 
 
 def _load(session: Session, customer_id: int) -> Customer:
@@ -100,7 +102,12 @@ async def show(request: web.Request) -> web.Response:
     business_id, customer_id, category, channel = _target(request)
 
     def read(session: Session) -> dict:
-        return _context(_load(session, customer_id), category, channel)
+        customer = _load(session, customer_id)
+        ctx = _context(customer, category, channel)
+        # Clicked again, or off already: say so rather than ask again.
+        ctx["already"] = not ctx["critical"] and not preferences.current(session, customer).get(
+            category, {}).get(channel, True)
+        return ctx
 
     ctx = await in_tenant(request.app, business_id, read)
     ctx["action"] = request.path

@@ -59,6 +59,14 @@ async def test_one_click_post_needs_no_session_or_csrf_token(client, db, setting
     assert counts(db, customer) == (1, 1)
 
 
+async def test_the_link_opened_again_says_it_is_done_and_points_to_preferences(client, db, settings, customer):
+    path = f"/unsubscribe/{token_for(settings, customer)}"
+    assert (await client.post(path, data="List-Unsubscribe=One-Click")).status == 200
+    html = await (await client.get(path)).text()
+    assert "already unsubscribed from appointment reminders" in html and "<form" not in html
+    assert f'<a href="/{customer.business.slug}/preferences">' in html
+
+
 async def test_the_confirmation_form_posts_the_same_way(client, db, settings, customer):
     path = f"/unsubscribe/{token_for(settings, customer, 'billing', 'sms')}"
     resp = await client.post(path, data={"List-Unsubscribe": "One-Click"})
