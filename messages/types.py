@@ -121,7 +121,10 @@ def when(dt: datetime, tzname: str | None, business_tz: str | None, locale: str)
 
 
 def money(cents: int, currency: str, locale: str) -> str:
-    return _plain(format_currency(cents / 100, currency or "CAD", locale=babel_locale(locale)))
+    # The portal's rule (portal_web.i18n.fmt_money): the Canadian regional locale, so an
+    # email says "$123.45" / "123,45 $" as the invoice page does, not "CA$123.45".
+    lang = (locale or "en").replace("-", "_").split("_")[0]
+    return _plain(format_currency(cents / 100, currency or "CAD", locale=babel_locale(f"{lang}_CA")))
 
 
 def day(value: date | None, locale: str) -> str | None:

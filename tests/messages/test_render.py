@@ -209,3 +209,12 @@ def test_the_business_phone_reads_as_a_phone_number(db, settings, world):
     email, _ = compose.compose(db, message_for(db, world, "booking_confirmation", "email", "en"), settings)
     assert "+1 514-555-0000" in email.html and "+1 514-555-0000" in email.text
     assert "+15145550000" not in email.text
+
+
+@pytest.mark.parametrize("locale, amount", [("en", "$123.45"), ("fr", "123,45 $")])
+def test_amounts_read_as_on_the_portal(db, settings, world, locale, amount):
+    from portal_web.i18n import fmt_money
+
+    email, _ = compose.compose(db, message_for(db, world, "invoice_issued", "email", locale), settings)
+    assert amount in email.text and "CA$" not in email.text
+    assert fmt_money(12345, "CAD", locale).replace("\u202f", " ").replace("\u00a0", " ") == amount
