@@ -14,17 +14,20 @@ import phonenumbers
 DEFAULT_REGION = "CA"  # +1 numbers: Canada and the US share the plan
 
 
+def _parse(text: str) -> phonenumbers.PhoneNumber | None:
+    try:
+        number = phonenumbers.parse(text, DEFAULT_REGION)
+    except phonenumbers.NumberParseException:
+        return None
+    return number if phonenumbers.is_possible_number(number) else None
+
+
 @lru_cache(maxsize=1024)
 def display(value: str | None) -> str:
     """``+15145550199`` -> ``+1 514-555-0199``; anything that is not a number is shown as given."""
-    if not value:
-        return ""
-    try:
-        number = phonenumbers.parse(value, DEFAULT_REGION)
-    except phonenumbers.NumberParseException:
-        return value
-    if not phonenumbers.is_possible_number(number):
-        return value
+    number = _parse(value) if value else None
+    if number is None:
+        return value or ""
     return phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.INTERNATIONAL)
 
 
@@ -33,10 +36,5 @@ def as_e164(text: str | None) -> str | None:
     text = (text or "").strip()
     if not text or "@" in text or sum(c.isdigit() for c in text) < 7:
         return None
-    try:
-        number = phonenumbers.parse(text, DEFAULT_REGION)
-    except phonenumbers.NumberParseException:
-        return None
-    if not phonenumbers.is_possible_number(number):
-        return None
-    return phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)
+    number = _parse(text)
+    return phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164) if number else None
