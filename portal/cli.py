@@ -205,6 +205,9 @@ def main(argv: list[str] | None = None) -> int:
         level=logging.DEBUG if args.verbose else logging.INFO,
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
+    if not args.verbose:
+        # Alembic lists each plugin it loads at INFO on every migrate; the migrations it runs stay visible.
+        logging.getLogger("alembic.runtime.plugins").setLevel(logging.WARNING)
     try:
         return args.func(args)
     except PortalError as exc:
