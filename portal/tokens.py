@@ -34,9 +34,12 @@ def mint(session: Session, customer: Customer, purpose: str, ttl_s: int) -> str:
 def link_path(business_slug: str, raw_token: str, return_to: str | None = None) -> str:
     """The link's path; with ``return_to`` (checked by ``safe_return_path``), where it
     leads once used: the page the customer was sent to sign in from."""
-    path = f"/{business_slug}/link/{raw_token}"
-    return_to = safe_return_path(business_slug, return_to)
-    return f"{path}?{urlencode({'next': return_to})}" if return_to else path
+    return f"/{business_slug}/link/{raw_token}" + next_query(safe_return_path(business_slug, return_to))
+
+
+def next_query(return_to: str | None) -> str:
+    """``?next=<return_to>``, or "" without one; "/" is left as is (shorter links in a text message)."""
+    return "?" + urlencode({"next": return_to}, safe="/") if return_to else ""
 
 
 def safe_return_path(business_slug: str, value: str | None) -> str | None:

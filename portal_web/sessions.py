@@ -32,7 +32,6 @@ from __future__ import annotations
 import functools
 from datetime import datetime, timedelta
 from typing import Callable, TypeVar
-from urllib.parse import urlencode
 
 from aiohttp import web
 from sqlalchemy import and_, bindparam, delete, or_, select
@@ -196,8 +195,7 @@ def _signed_out(request: web.Request) -> web.HTTPException:
         # A page opened from an email (a booking, an invoice) is where the sign-in link will lead back to.
         home = request.path in (f"/{slug}/", f"/{slug}/dashboard")
         back = request.path_qs if request.method == "GET" and not home else None
-        if tokens.safe_return_path(slug, back):
-            target += "?" + urlencode({"next": back})
+        target += tokens.next_query(tokens.safe_return_path(slug, back))
         return web.HTTPSeeOther(target)
     return web.HTTPUnauthorized(text="Sign in to continue.")
 

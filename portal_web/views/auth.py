@@ -13,7 +13,6 @@ from __future__ import annotations
 import asyncio
 import logging
 import uuid
-from urllib.parse import urlencode
 
 from aiohttp import web
 from sqlalchemy import and_, bindparam, func, select
@@ -66,8 +65,7 @@ def return_to(request: web.Request, business) -> str | None:
 
 
 def _signin_context(request: web.Request, business, locale: str, **extra) -> dict:
-    back = return_to(request, business)
-    keep = "?" + urlencode({"next": back}) if back else ""  # the form and language links carry it on
+    keep = tokens.next_query(return_to(request, business))  # the form and language links carry it on
     return {
         "csrf_token": csrf.signin_form_token(request, business.id),
         "form_action": signin_path(business.slug, locale) + keep,
