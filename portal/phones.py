@@ -1,8 +1,8 @@
 """Phone numbers for people to read, and as typed by people.
 
 Stored numbers are E.164 (``+15145550199``): right for providers and ``tel:``
-links, hard to read. ``display`` is how pages and emails show them;
-``as_e164`` reads what an operator typed into a search box.
+links, hard to read. ``display`` is how pages and emails show them; ``e164``
+reads a number a person typed (sign-in), ``as_e164`` one typed into a search box.
 """
 
 from __future__ import annotations
@@ -31,10 +31,16 @@ def display(value: str | None) -> str:
     return phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.INTERNATIONAL)
 
 
+def e164(text: str) -> str | None:
+    """``text`` as E.164 if it can be a phone number (``+1 514 555 0177`` -> ``+15145550177``), else None."""
+    number = _parse(text)
+    return phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164) if number else None
+
+
 def as_e164(text: str | None) -> str | None:
-    """The E.164 form of a typed number (``514-555-0177``, ``(514) 555 0177``), or None."""
+    """The E.164 form of a number typed into a search box (``514-555-0177``, ``(514) 555 0177``),
+    or None for text that is not one (an email, a name, a few digits)."""
     text = (text or "").strip()
     if not text or "@" in text or sum(c.isdigit() for c in text) < 7:
         return None
-    number = _parse(text)
-    return phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164) if number else None
+    return e164(text)

@@ -14,18 +14,17 @@ import logging
 from dataclasses import dataclass
 
 import dramatiq
-import phonenumbers
 from email_validator import EmailNotValidError, validate_email
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
+from portal import phones
 from portal.db import tenant_session
 from portal.errors import ValidationError
 from portal.models import Customer, Message
 from portal.outbox import queue_notice
 
 log = logging.getLogger(__name__)
-DEFAULT_REGION = "CA"  # +1 numbers: Canada and the US share the plan
 
 
 @dataclass
@@ -62,13 +61,10 @@ def parse_identifier(raw: str | None) -> tuple[str, str]:
         except EmailNotValidError:
             raise ValidationError("Enter a valid email address.", {"identifier": "email"}) from None
         return "email", value.lower()
-    try:
-        number = phonenumbers.parse(value, DEFAULT_REGION)
-    except phonenumbers.NumberParseException:
-        raise ValidationError("Enter a valid phone number.", {"identifier": "phone"}) from None
-    if not phonenumbers.is_possible_number(number):
+    number = phones.e164(value)
+    if number is None:
         raise ValidationError("Enter a valid phone number.", {"identifier": "phone"})
-    return "phone", phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)
+    return "phone", number
 
 
 def find_customer(session: Session, kind: str, value: str) -> Customer | None:

@@ -28,3 +28,13 @@ def test_display(stored, shown):
 ])
 def test_as_e164(typed, e164):
     assert phones.as_e164(typed) == e164
+
+
+@pytest.mark.parametrize("typed, number", [
+    ("+1 514 555 0100", "+15145550100"),
+    ("514.555.0100", "+15145550100"),
+    ("12", None),
+    ("not a number", None),
+])
+def test_e164(typed, number):
+    assert phones.e164(typed) == number
