@@ -24,13 +24,13 @@ from datetime import date, datetime
 
 from babel import Locale, UnknownLocaleError
 from babel.dates import format_date, format_skeleton, format_time
-from babel.numbers import format_currency
 from sqlalchemy import select
 
 from messages import links
 from messages.quiet_hours import zone
 from messages.registry import register
 from portal import tokens
+from portal.money import format_money
 from portal.models import Booking, Business, Customer, Invoice, Quote
 
 HEX_COLOR = re.compile(r"^#[0-9a-fA-F]{6}$")
@@ -121,10 +121,7 @@ def when(dt: datetime, tzname: str | None, business_tz: str | None, locale: str)
 
 
 def money(cents: int, currency: str, locale: str) -> str:
-    # The portal's rule (portal_web.i18n.fmt_money): the Canadian regional locale, so an
-    # email says "$123.45" / "123,45 $" as the invoice page does, not "CA$123.45".
-    lang = (locale or "en").replace("-", "_").split("_")[0]
-    return _plain(format_currency(cents / 100, currency or "CAD", locale=babel_locale(f"{lang}_CA")))
+    return _plain(format_money(cents, currency, locale))  # as the invoice page says it
 
 
 def day(value: date | None, locale: str) -> str | None:

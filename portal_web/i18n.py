@@ -19,11 +19,11 @@ from babel import Locale
 from babel.dates import format_date, format_datetime, format_time
 from babel.messages.mofile import write_mo
 from babel.messages.pofile import read_po
-from babel.numbers import format_currency
 from jinja2 import pass_context
 from markupsafe import Markup
 
 from portal import phones
+from portal.money import format_money
 
 LOCALE_DIR = Path(__file__).resolve().parent / "locale"
 SUPPORTED = ("en", "fr")
@@ -137,10 +137,7 @@ def fmt_time(value: datetime | None, locale: str, tz: str | None = None) -> str:
 
 
 def fmt_money(cents: int | None, currency: str, locale: str) -> str:
-    if cents is None:
-        return ""
-    # Regional locale for money: "$123.45" / "123,45 $" for the portal's Canadian default.
-    return format_currency(cents / 100, currency or "CAD", locale=_locale(f"{locale}_CA"))
+    return "" if cents is None else format_money(cents, currency, locale)
 
 
 def install_filters(env) -> None:
