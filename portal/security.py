@@ -1,4 +1,4 @@
-"""Random tokens, stored only as hashes."""
+"""Random tokens, stored only as hashes; redirect targets that stay on this site."""
 
 from __future__ import annotations
 
@@ -28,3 +28,11 @@ def new_api_key() -> tuple[str, str, str]:
 
 def constant_time_equals(a: str, b: str) -> bool:
     return hmac.compare_digest(a.encode(), b.encode())
+
+
+def local_path_under(value: str, prefix: str) -> bool:
+    """Whether ``value``, a path and optional query taken from a request (``?next=``), is a
+    page of this site under ``prefix`` that a redirect may send a browser to: printable,
+    with no ``//``, ``\\`` or ``..`` in its path that could lead to another host or tree."""
+    path = value.split("?", 1)[0]
+    return path.startswith(prefix) and value.isprintable() and not any(bad in path for bad in ("//", "\\", ".."))

@@ -18,6 +18,7 @@ from urllib.parse import quote
 
 from aiohttp import web
 
+from portal.security import local_path_under
 from portal_web.keys import REDIS, SETTINGS
 
 COOKIE = "ops_session"
@@ -113,9 +114,7 @@ def wants_json(request: web.Request) -> bool:
 
 def safe_next(value: str | None) -> str:
     """Only ever send the operator back inside /ops."""
-    path = (value or "").split("?", 1)[0]
-    if (path == "/ops" or path.startswith("/ops/")) and value.isprintable() and not any(
-            bad in path for bad in ("//", "\\", "..")):
+    if value and (local_path_under(value, "/ops/") or (value.split("?", 1)[0] == "/ops" and value.isprintable())):
         return value
     return "/ops"
 
