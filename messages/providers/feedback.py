@@ -134,13 +134,21 @@ def opt_out_sms(session: Session, customer: Customer, wording: str) -> None:
 
 
 def opt_in_sms(session: Session, customer: Customer, wording: str) -> None:
-    """START/UNSTOP: lift the STOP suppression and record the renewed consent."""
+    """START/UNSTOP: lift the STOP suppression and record the renewed consent.
+
+    The number is shared by every business that knows it: consent comes back only
+    where the customer had once given it, never to a business they never chose.
+    """
     for row in session.scalars(select(Suppression).where(
             Suppression.business_id == customer.business_id, Suppression.channel == "sms",
             Suppression.address == customer.phone, Suppression.reason == "stop")):
         session.delete(row)
     if customer.phone_status == "opted_out":
         customer.phone_status = "ok"
+    ever_granted = session.scalar(select(Consent.id).where(
+        Consent.customer_id == customer.id, Consent.channel == "sms", Consent.granted.is_(True)).limit(1))
+    if ever_granted is None:
+        return
     session.add(Consent(business_id=customer.business_id, customer_id=customer.id, channel="sms", category=None,
                         granted=True, source="sms_keyword", wording=wording))
     _preferences_changed(session, customer, [{"category": None, "channel": "sms", "enabled": True}], "sms_keyword")

@@ -8,6 +8,7 @@ import pytest
 from prometheus_client import REGISTRY
 from sqlalchemy import func, select
 
+from messages import channels
 from messages.providers.base import Sms
 from messages.providers.twilio import TwilioSmsSender
 from portal import redis_client as portal_redis
@@ -267,6 +268,23 @@ async def test_start_opts_back_in_and_duplicates_do_nothing(client, db, settings
             assert latest_consent(db, customer).granted is True
     consents = db.scalars(select(Consent).where(Consent.customer_id == customers[0].id)).all()
     assert [c.granted for c in consents] == [True, False, True, True]  # seed, STOP, START, UNSTOP
+
+
+async def test_start_gives_no_consent_to_a_business_the_customer_never_gave_it(client, db, settings, fake_twilio):
+    """One number, two businesses, SMS consent given to the first only: STOP then START lifts the STOP
+    everywhere but leaves the second without consent (a START is not a consent to a business never chosen)."""
+    given = make_customer(db, make_business(db), phone="+15145559870")
+    never = make_customer(db, make_business(db), phone="+15145559870")
+    db.add(Consent(business_id=given.business_id, customer_id=given.id, channel="sms", granted=True,
+                   source="booking_system"))
+    db.flush()
+    for word in ("STOP", "START"):
+        assert (await fake_twilio.inbound(inbound_url(settings), from_=given.phone, body=word).send(client)).status == 200
+    db.expire_all()
+    assert channels.blocked(db, given, "sms", "reminders") is None
+    assert never.phone_status == "ok" and db.scalar(select(Suppression).where(Suppression.address == never.phone)) is None
+    assert channels.blocked(db, never, "sms", "reminders") == "no SMS consent on record"
+    assert [c.granted for c in db.scalars(select(Consent).where(Consent.customer_id == never.id))] == [False]
 
 
 async def test_help_replies_with_the_business_help_text(client, db, settings, fake_twilio):
