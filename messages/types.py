@@ -30,6 +30,7 @@ from messages import links
 from messages.quiet_hours import zone
 from messages.registry import register
 from portal import tokens
+from portal.dates import french_ordinal
 from portal.money import format_money
 from portal.models import Booking, Business, Customer, Invoice, Quote
 
@@ -112,9 +113,9 @@ def when(dt: datetime, tzname: str | None, business_tz: str | None, locale: str)
     tz = zone(tzname, business_tz)
     loc = babel_locale(locale)
     local = dt.astimezone(tz)
-    day = _plain(format_date(local.date(), "full", locale=loc))
+    day = french_ordinal(_plain(format_date(local.date(), "full", locale=loc)), local.day, locale)
     clock = _plain(format_time(local, "short", tzinfo=tz, locale=loc))
-    short_day = _plain(format_skeleton("MMMEd", local, tzinfo=tz, locale=loc))
+    short_day = french_ordinal(_plain(format_skeleton("MMMEd", local, tzinfo=tz, locale=loc)), local.day, locale)
     joiner = " à " if loc.language == "fr" else " at "
     return {"when": f"{day}{joiner}{clock}", "date": day, "time": clock,
             "short_when": f"{short_day} {clock}", "timezone": tz.key}
@@ -125,7 +126,9 @@ def money(cents: int, currency: str, locale: str) -> str:
 
 
 def day(value: date | None, locale: str) -> str | None:
-    return _plain(format_date(value, "long", locale=babel_locale(locale))) if value else None
+    if value is None:
+        return None
+    return french_ordinal(_plain(format_date(value, "long", locale=babel_locale(locale))), value.day, locale)
 
 
 def booking_context(session, message, settings) -> dict:

@@ -23,6 +23,7 @@ from jinja2 import pass_context
 from markupsafe import Markup
 
 from portal import phones
+from portal.dates import french_ordinal
 from portal.money import format_money
 
 LOCALE_DIR = Path(__file__).resolve().parent / "locale"
@@ -116,8 +117,10 @@ def fmt_datetime(value: datetime | None, locale: str, tz: str | None, fmt: str =
         return ""
     if fmt == "long":  # "Tuesday, March 4, 2025, 9:00 AM" / "mardi 4 mars 2025, 09 h 00"
         local = value.astimezone(_tz(tz))
-        return f"{format_date(local, 'full', locale=_locale(locale))}, {format_time(local, 'short', locale=_locale(locale))}"
-    return format_datetime(value, fmt, tzinfo=_tz(tz), locale=_locale(locale))
+        text = f"{format_date(local, 'full', locale=_locale(locale))}, {format_time(local, 'short', locale=_locale(locale))}"
+        return french_ordinal(text, local.day, locale)
+    return french_ordinal(format_datetime(value, fmt, tzinfo=_tz(tz), locale=_locale(locale)),
+                          value.astimezone(_tz(tz)).day, locale)
 
 
 @functools.lru_cache(maxsize=4096)
@@ -126,7 +129,7 @@ def fmt_date(value: date | datetime | None, locale: str, tz: str | None = None, 
         return ""
     if isinstance(value, datetime):
         value = value.astimezone(_tz(tz)).date()
-    return format_date(value, fmt, locale=_locale(locale))
+    return french_ordinal(format_date(value, fmt, locale=_locale(locale)), value.day, locale)
 
 
 @functools.lru_cache(maxsize=4096)

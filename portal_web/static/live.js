@@ -27,9 +27,14 @@
     var date = new Date(iso);
     if (isNaN(date.getTime())) { return iso; }
     try {
-      return new Intl.DateTimeFormat(config.locale, {
+      var parts = new Intl.DateTimeFormat(config.locale, {
         dateStyle: "full", timeStyle: "short", timeZone: config.tz
-      }).format(date);
+      }).formatToParts(date);
+      var french = String(config.locale).slice(0, 2) === "fr";
+      // "1er décembre", as the server writes it (portal/dates.py).
+      return parts.map(function (part) {
+        return french && part.type === "day" && part.value === "1" ? "1er" : part.value;
+      }).join("");
     } catch (e) {
       return date.toLocaleString();
     }
