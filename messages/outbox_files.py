@@ -10,11 +10,14 @@ import os
 import re
 import uuid
 from datetime import datetime, timezone
+from email import policy
 from email.message import EmailMessage
 from pathlib import Path
 
 NAME_RE = re.compile(r"^[0-9TZ_.-]+-[0-9a-f]{12}$")
 LINK_RE = re.compile(r"https?://[^\s<>\"')]+")
+# Lines up to RFC 5322's limit: a long List-Unsubscribe <URL> folded at 78 would become an encoded word.
+EML_POLICY = policy.default.clone(max_line_length=998)
 
 
 def write_outbox(
@@ -42,7 +45,7 @@ def write_outbox(
     tmp = directory / f".{name}.json.tmp"
     tmp.write_text(json.dumps(record, ensure_ascii=False, indent=2), encoding="utf-8")
     if channel == "email":
-        eml = EmailMessage()
+        eml = EmailMessage(policy=EML_POLICY)
         eml["To"] = to
         eml["From"] = sender or "no-reply@example.com"
         eml["Subject"] = subject or ""

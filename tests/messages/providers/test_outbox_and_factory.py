@@ -34,3 +34,14 @@ def test_factory_picks_the_configured_providers(settings, fake_twilio, fake_send
     twilio = sms_sender(fake_twilio.configure(settings))
     assert isinstance(twilio, TwilioSmsSender)
     twilio.close()
+
+
+def test_outbox_eml_keeps_a_long_list_unsubscribe_header_as_written(settings):
+    # A real unsubscribe URL is longer than a folded line: it must not become an RFC 2047 encoded word,
+    # which no mail client reads as the <URL> RFC 8058 asks for.
+    url = "http://portal.test/unsubscribe/u1.1.4.booking_updates.email.3tOv2azrOkdYJqunjRVrG-2Cpcg_pmdY"
+    result = OutboxSender(settings.outbox_dir).send_email(Email(
+        to="a@example.com", subject="Hi", text="Hello", html=None, sender="no-reply@example.com",
+        headers={"List-Unsubscribe": f"<{url}>", "List-Unsubscribe-Post": "List-Unsubscribe=One-Click"}))
+    raw = (settings.outbox_dir / f"{result.provider_id}.eml").read_bytes()
+    assert f"List-Unsubscribe: <{url}>\n".encode() in raw
