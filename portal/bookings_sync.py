@@ -400,9 +400,12 @@ def update_settings(session: Session, business: Business, data: SettingsIn, *,
             errors["reminder_offsets"] = "must not be null"
         else:
             values["reminder_offsets"] = sorted(set(data.reminder_offsets), reverse=True)
-    if data.quiet_hours is not None:
-        values["quiet_start_minute"] = _minutes(data.quiet_hours.start)
-        values["quiet_end_minute"] = _minutes(data.quiet_hours.end)
+    if "quiet_hours" in sent and data.quiet_hours is None:
+        errors["quiet_hours"] = "must not be null"
+    elif data.quiet_hours is not None:
+        # Only the ends sent change, like every other setting.
+        for end in data.quiet_hours.model_fields_set:
+            values[f"quiet_{end}_minute"] = _minutes(getattr(data.quiet_hours, end))
     if data.branding is not None:
         nullable = {"logo_url", "support_email", "support_phone", "help_reply"}
         for name in data.branding.model_fields_set:

@@ -240,3 +240,14 @@ async def test_new_reminder_offsets_apply_to_upcoming_bookings(api, db, catalogu
     db.expire_all()
     planned = db.scalars(select(Reminder.offset_minutes).where(Reminder.status == "planned")).all()
     assert sorted(planned) == [1440, 2880]
+
+
+async def test_quiet_hours_change_only_the_end_sent(api):
+    assert (await api.put("/settings", {"quiet_hours": {"start": "20:00", "end": "09:30"}}))[0] == 200
+    out = (await api.put("/settings", {"quiet_hours": {"start": "20:30"}}))[1]
+    assert out["quiet_hours"] == {"start": "20:30", "end": "09:30"}
+    out = (await api.put("/settings", {"quiet_hours": {"end": "10:00"}}))[1]
+    assert out["quiet_hours"] == {"start": "20:30", "end": "10:00"}
+    assert (await api.put("/settings", {"quiet_hours": {}}))[1]["quiet_hours"] == {"start": "20:30", "end": "10:00"}
+    status, out = await api.put("/settings", {"quiet_hours": None})
+    assert status == 422 and out["fields"] == {"quiet_hours": "must not be null"}
