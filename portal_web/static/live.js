@@ -7,7 +7,8 @@
  *   [data-message="<id>"]         [data-field="message-status"]
  *   #live-banner                  a role="status" region for a short notice
  * No reload: text is updated in place. EventSource reconnects by itself.
- * Also: [data-print] buttons print the page (no inline script under our CSP).
+ * Also: [data-print] buttons print the page (no inline script under our CSP);
+ *   [data-print-only] wrappers, hidden in the markup, are shown once this script runs.
  */
 (function () {
   "use strict";
@@ -15,6 +16,10 @@
   document.addEventListener("click", function (event) {
     var target = event.target.closest && event.target.closest("[data-print]");
     if (target) { window.print(); }
+  });
+  // Without this script the button could do nothing: it stays hidden (the browser's own Print remains).
+  Array.prototype.forEach.call(document.querySelectorAll("[data-print-only]"), function (node) {
+    node.hidden = false;
   });
 
   var configNode = document.getElementById("live-config");
