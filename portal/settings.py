@@ -6,6 +6,7 @@ line naming it (``SettingsError``); ``portal dev`` fills in embedded defaults.
 
 from __future__ import annotations
 
+import base64
 import dataclasses
 import os
 from dataclasses import dataclass, field
@@ -134,6 +135,28 @@ def _url(env: Mapping[str, str], name: str, default: str | None, schemes: tuple[
     return value
 
 
+def _ec_public_key(env: Mapping[str, str], name: str) -> str:
+    """SendGrid's verification key, as its settings page shows it (base64 DER) or as PEM; kept as base64 DER.
+
+    A key that does not parse would make every signed event batch look forged: refuse it here instead.
+    """
+    raw = (env.get(name) or "").strip()
+    if not raw:
+        return ""
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+
+    pem = raw if raw.startswith("-----BEGIN") else f"-----BEGIN PUBLIC KEY-----\n{raw}\n-----END PUBLIC KEY-----"
+    try:
+        key = serialization.load_pem_public_key(pem.encode())
+    except (ValueError, TypeError):
+        key = None
+    if not isinstance(key, ec.EllipticCurvePublicKey):
+        raise SettingsError(f"{name} must be an ECDSA public key (base64, as SendGrid shows it, or PEM)")
+    der = key.public_bytes(serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo)
+    return base64.b64encode(der).decode()
+
+
 def dev_defaults() -> dict[str, str]:
     """Embedded defaults used by ``portal dev`` and the test suite."""
     var = var_dir()
@@ -184,7 +207,7 @@ def load_settings(env: Mapping[str, str] | None = None, *, dev: bool | None = No
         sms_provider=sms_provider,
         sendgrid_api_key=env.get("SENDGRID_API_KEY", ""),
         sendgrid_api_host=_url(env, "SENDGRID_API_HOST", "https://api.sendgrid.com", ("http", "https")),
-        sendgrid_webhook_public_key=env.get("SENDGRID_WEBHOOK_PUBLIC_KEY", ""),
+        sendgrid_webhook_public_key=_ec_public_key(env, "SENDGRID_WEBHOOK_PUBLIC_KEY"),
         sendgrid_from_email=env.get("SENDGRID_FROM_EMAIL", "no-reply@example.com"),
         twilio_account_sid=env.get("TWILIO_ACCOUNT_SID", ""),
         twilio_auth_token=env.get("TWILIO_AUTH_TOKEN", ""),

@@ -57,3 +57,19 @@ def test_private_webhook_addresses_allowed_only_in_dev_mode_by_default():
     assert not load_settings({"WEBHOOK_ALLOW_PRIVATE": "0"}, dev=True).webhook_allow_private
     with pytest.raises(SettingsError, match="WEBHOOK_ALLOW_PRIVATE"):
         load_settings({**PROD, "WEBHOOK_ALLOW_PRIVATE": "maybe"}, dev=False)
+
+
+def test_sendgrid_webhook_key_is_read_as_sendgrid_shows_it_or_as_pem_and_checked():
+    from cryptography.hazmat.primitives import serialization
+
+    from tests.fakes.sendgrid import sendgrid_keypair
+
+    private_key, shown = sendgrid_keypair()  # base64 DER, as SendGrid's settings page shows it
+    pem = private_key.public_key().public_bytes(serialization.Encoding.PEM,
+                                                serialization.PublicFormat.SubjectPublicKeyInfo).decode()
+    for value in (shown, pem, f" {shown}\n"):
+        settings = load_settings({**PROD, "SENDGRID_WEBHOOK_PUBLIC_KEY": value}, dev=False)
+        assert settings.sendgrid_webhook_public_key == shown
+    for bad in ("not-a-key", shown[:40]):
+        with pytest.raises(SettingsError, match="SENDGRID_WEBHOOK_PUBLIC_KEY"):
+            load_settings({**PROD, "SENDGRID_WEBHOOK_PUBLIC_KEY": bad}, dev=False)
