@@ -114,6 +114,16 @@ def cmd_business_rotate_key(args) -> int:
     return 0
 
 
+def cmd_invite(args) -> int:
+    # Settings first: in dev they point REDIS_URL at the dev Redis, and importing
+    # ``workers`` installs the broker from it (before, a stub that sent nothing).
+    settings = _admin_settings()
+    factory = _session_factory(settings)
+    from workers.bulk import cmd_invite as run
+
+    return run(args, settings, factory)
+
+
 def cmd_web(args) -> int:
     from portal_web.serve import run
 
@@ -186,16 +196,19 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--slug", required=True)
     p.set_defaults(func=cmd_business_rotate_key)
 
-    for register in _extra_commands():
-        register(sub)
+    p = sub.add_parser("invite", help="invite a business's customers to the portal",
+                       description="Invite one customer or all of them. Customers invited within INVITE_COOLDOWN "
+                                   "are skipped unless --force. An interrupted --all run continues where it "
+                                   "stopped when run again.")
+    p.add_argument("slug", help="the business's slug")
+    who = p.add_mutually_exclusive_group(required=True)
+    who.add_argument("--all", action="store_true", help="every customer of the business")
+    who.add_argument("--customer", metavar="ID", help="one customer, by the booking system's id")
+    p.add_argument("--force", action="store_true", help="invite even customers invited within the cooldown")
+    p.add_argument("--restart", action="store_true", help="ignore a saved checkpoint and start from the first customer")
+    p.add_argument("--rate", type=int, metavar="N", help="sends per second (default INVITE_RATE_PER_S)")
+    p.set_defaults(func=cmd_invite)
     return parser
-
-
-def _extra_commands():
-    """Commands that live beside their feature (e.g. ``portal invite``)."""
-    from workers.bulk import register_cli
-
-    return [register_cli]
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -290,17 +290,14 @@ def select_business(slug: str):
     return select(Business).where(Business.slug == slug)
 
 
-def cmd_invite(args) -> int:
-    from portal.cli import _admin_settings, _session_factory
-
-    settings = _admin_settings()
-    configure(session_factory=_session_factory(settings), settings=settings)
+def cmd_invite(args, settings, session_factory) -> int:
+    """``portal invite`` (declared in ``portal.cli``, which loads the settings first)."""
+    configure(session_factory=session_factory, settings=settings)
     if settings.redis_url:
         redis_client.configure(settings.redis_url)
     else:
         print("portal: no Redis configured: invitations are written to the outbox and sent once the "
               "workers' sweeper picks them up", file=sys.stderr)
-    import workers  # noqa: F401  (the broker that queue_notice enqueues on)
 
     try:
         report = run_bulk(args.slug, customer=args.customer, force=args.force, restart=args.restart,
@@ -310,19 +307,3 @@ def cmd_invite(args) -> int:
         return 130
     print(report.summary())
     return 0
-
-
-def register_cli(sub) -> None:
-    """Add ``portal invite`` to the CLI."""
-    p = sub.add_parser("invite", help="invite a business's customers to the portal",
-                       description="Invite one customer or all of them. Customers invited within INVITE_COOLDOWN "
-                                   "are skipped unless --force. An interrupted --all run continues where it "
-                                   "stopped when run again.")
-    p.add_argument("slug", help="the business's slug")
-    who = p.add_mutually_exclusive_group(required=True)
-    who.add_argument("--all", action="store_true", help="every customer of the business")
-    who.add_argument("--customer", metavar="ID", help="one customer, by the booking system's id")
-    p.add_argument("--force", action="store_true", help="invite even customers invited within the cooldown")
-    p.add_argument("--restart", action="store_true", help="ignore a saved checkpoint and start from the first customer")
-    p.add_argument("--rate", type=int, metavar="N", help="sends per second (default INVITE_RATE_PER_S)")
-    p.set_defaults(func=cmd_invite)

@@ -118,3 +118,36 @@ def test_shared_limit_spaces_slots_across_processes(redis_client, monkeypatch):
     first, second = bulk.SharedLimit(redis_client, 4), bulk.SharedLimit(redis_client, 4)  # two "processes"
     waits = [first.reserve(), second.reserve(), first.reserve(), second.reserve()]
     assert [round(w, 3) for w in waits] == [0.0, 0.25, 0.5, 0.75]
+
+
+def test_invite_right_after_make_dev_queues_on_the_dev_redis(tmp_path):
+    """No DATABASE_URL or REDIS_URL: the command finds the dev Redis, and its jobs must go there. They went to a
+    stub broker instead, so they waited for the sweeper and then all went out at once, past the rate limit."""
+    import os
+    import subprocess
+    import sys
+
+    import redis
+
+    from portal.devstack import EmbeddedRedis
+
+    var = tmp_path / "var"
+    server = EmbeddedRedis(var / "redis").start()
+    env = {k: v for k, v in os.environ.items() if k not in ("DATABASE_URL", "REDIS_URL", "PORTAL_BROKER")}
+    env["PORTAL_VAR_DIR"] = str(var)
+
+    def portal(*argv):
+        done = subprocess.run([sys.executable, "-m", "portal", *argv], env=env, capture_output=True, text=True,
+                              timeout=120)
+        assert done.returncode == 0, done.stderr
+        return done.stdout
+
+    try:
+        portal("migrate")
+        portal("demo")
+        out = portal("invite", "pro-home-services", "--all", "--force", "--rate", "1000")
+        queued = redis.Redis(unix_socket_path=str(server.socket)).hlen("portal:messages.msgs")
+    finally:
+        server.stop()
+    invited = int(out.split()[1])  # "invited N of M"
+    assert invited >= 2 and queued == invited
