@@ -161,6 +161,16 @@ def cmd_dev(args) -> int:
     return run_dev(port=_port(args), host=args.host)
 
 
+def _positive_int(raw: str) -> int:
+    try:
+        value = int(raw)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be a whole number of at least 1, got {raw!r}")
+    return value
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="portal", description="Customer Portal: messaging workers and portal")
     parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
@@ -206,7 +216,7 @@ def build_parser() -> argparse.ArgumentParser:
     who.add_argument("--customer", metavar="ID", help="one customer, by the booking system's id")
     p.add_argument("--force", action="store_true", help="invite even customers invited within the cooldown")
     p.add_argument("--restart", action="store_true", help="ignore a saved checkpoint and start from the first customer")
-    p.add_argument("--rate", type=int, metavar="N", help="sends per second (default INVITE_RATE_PER_S)")
+    p.add_argument("--rate", type=_positive_int, metavar="N", help="sends per second (default INVITE_RATE_PER_S)")
     p.set_defaults(func=cmd_invite)
     return parser
 

@@ -102,6 +102,14 @@ def test_unknown_slug_or_customer_is_a_clear_error(wired, shop, capsys):
     assert exc.value.code == 2
 
 
+@pytest.mark.parametrize("rate", ["0", "-5", "fast"])
+def test_a_rate_that_is_not_a_positive_number_is_refused(wired, shop, db, capsys, rate):
+    with pytest.raises(SystemExit) as exc:
+        main(["invite", "shop", "--all", f"--rate={rate}"])
+    assert exc.value.code == 2 and "--rate" in capsys.readouterr().err
+    assert invited(db) == {}
+
+
 def test_local_bucket_spaces_sends(monkeypatch):
     clock = [100.0]
     sleeps = []
