@@ -90,6 +90,10 @@ class TwilioSmsSender:
             raise TransientProviderError(f"Twilio: could not connect ({exc})") from exc
         except requests.exceptions.Timeout as exc:
             raise UnknownDeliveryError(f"Twilio: no answer within the timeout; the message may have been sent ({exc})") from exc
+        except (requests.exceptions.SSLError, requests.exceptions.ProxyError) as exc:
+            # The TLS handshake or the proxy failed, almost always before the request went out. As
+            # "unknown" it would wait forever for a callback Twilio never sends: retry it instead.
+            raise TransientProviderError(f"Twilio: could not connect ({exc})") from exc
         except requests.exceptions.ConnectionError as exc:
             if _never_connected(exc):
                 raise TransientProviderError(f"Twilio: could not connect ({exc})") from exc

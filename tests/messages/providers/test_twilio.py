@@ -102,6 +102,19 @@ def test_connection_refused_is_transient(settings):
         sender.close()
 
 
+def test_tls_handshake_failure_is_transient(fake_twilio, settings):
+    # https to a server that does not speak TLS: the handshake fails before any request goes out,
+    # so nothing can have been sent and a retry is safe (an "unknown" would wait for a callback forever).
+    base = fake_twilio.url.replace("http://", "https://")
+    sender = TwilioSmsSender(fake_twilio.configure(settings).replace(twilio_api_base=base))
+    try:
+        with pytest.raises(TransientProviderError):
+            sender.send_sms(sms())
+    finally:
+        sender.close()
+    assert fake_twilio.sends == []
+
+
 def test_timeout_after_sending_is_unknown_and_the_message_exists(sender, fake_twilio):
     fake_twilio.hang()
     with pytest.raises(UnknownDeliveryError):
