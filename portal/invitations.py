@@ -21,6 +21,7 @@ message is sent, so no usable token is ever stored.
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
@@ -29,7 +30,7 @@ from sqlalchemy.orm import Session
 from sqlalchemy.orm.attributes import set_committed_value
 
 from messages.channels import choose_channels
-from portal.errors import NotFound
+from portal.errors import NotFound, SettingsError
 from portal.models import Business, Customer, Message, utcnow
 from portal.outbox import queue_notice
 
@@ -116,7 +117,13 @@ def enqueue_invitation(business_slug_or_id: str | int, customer_external_id: str
     The worker resolves the business (slug or id) and the customer (the booking
     system's id), applies the cooldown unless ``force``, and queues the message.
     An unknown business or customer is logged by the worker and dropped.
+    Without ``REDIS_URL`` it raises ``SettingsError``: no worker would ever see the job.
     """
+    from dramatiq.brokers.stub import StubBroker
+
     from workers.bulk import invite_external
 
+    if isinstance(invite_external.broker, StubBroker) and os.environ.get("PORTAL_BROKER") != "stub":
+        raise SettingsError("REDIS_URL is not set (or was set only after the workers package was imported): "
+                            "enqueue_invitation needs the Redis the workers read")
     invite_external.send(business_slug_or_id, str(customer_external_id), bool(force))

@@ -5,6 +5,7 @@ from datetime import timedelta
 import pytest
 from sqlalchemy import select
 
+from portal.errors import SettingsError
 from portal.invitations import enqueue_invitation, invite
 from portal.models import Message, utcnow
 from tests.factories import make_business, make_customer
@@ -115,3 +116,10 @@ def test_invite_customer_actor_by_internal_ids(db, customer, bulk_wired, invitat
     bulk_wired.join("invitations", fail_fast=True)
     invitation_worker.join()
     assert len(invitations(db)) == 1
+
+
+def test_enqueue_invitation_without_redis_is_an_error_not_a_silent_drop(customer, bulk_wired, monkeypatch):
+    monkeypatch.delenv("PORTAL_BROKER")  # the booking system's own process, REDIS_URL not set: a stub broker
+    with pytest.raises(SettingsError, match="REDIS_URL"):
+        enqueue_invitation(customer.business.slug, "c1")
+    assert bulk_wired.queues["invitations"].qsize() == 0
