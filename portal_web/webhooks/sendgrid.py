@@ -23,6 +23,7 @@ from sqlalchemy.orm import Session
 from messages.providers import feedback
 from messages.providers.base import MESSAGE_ID_ARG
 from messages.providers.sendgrid import NAME
+from messages.registry import CRITICAL_CATEGORIES
 from portal.db import scope_to, system_session
 from portal.metrics import WEBHOOK_VERIFICATION_FAILURES
 from portal.models import Message
@@ -154,6 +155,9 @@ def handle_event(session: Session, event: dict) -> str:
     if kind in UNSUBSCRIBE_EVENTS:
         customer = message.customer
         if customer is None:
+            return "ignored"
+        if message.category in CRITICAL_CATEGORIES:  # sign-in links cannot be turned off
+            feedback.note(session, message, kind)
             return "ignored"
         feedback.disable_preference(session, customer, message.category, "email", source=f"sendgrid_{kind}",
                                     wording=f"Unsubscribed from {message.category} emails through SendGrid ({kind}).")

@@ -134,6 +134,18 @@ async def test_unsubscribe_turns_the_category_off_by_email(client, db, fake_send
     assert message.status == "sent"  # unsubscribing says nothing about this delivery
 
 
+async def test_unsubscribe_from_a_sign_in_link_turns_nothing_off(client, db, fake_sendgrid, events_url, customer):
+    # Sign-in links cannot be turned off (the one-click page says so too): no preference row, no consent
+    # row, and no customer.preferences_changed for a category the booking system's API does not know.
+    message = make_message(db, customer, kind="signin_link", category="account")
+    resp = await fake_sendgrid.events(events_url, [event(message, "unsubscribe")]).send(client)
+    assert resp.status == 200
+    db.expire_all()
+    assert db.scalar(select(CommunicationPreference).where(CommunicationPreference.customer_id == customer.id)) is None
+    assert db.scalar(select(Consent).where(Consent.customer_id == customer.id)) is None
+    assert history(db, message) == ["unsubscribe"]
+
+
 async def test_a_batch_mixes_known_unknown_and_ignored_events(client, db, fake_sendgrid, events_url, customer):
     message = make_message(db, customer)
     unknown = sendgrid_event("bounce", email="stranger@example.com", custom_args={MESSAGE_ID_ARG: "999999999"})
