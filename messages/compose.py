@@ -32,13 +32,13 @@ def stale_reason(session: Session, message: Message, now: datetime) -> str | Non
         if message.kind == "cancellation_confirmation":
             if booking.status != "cancelled":
                 return "booking is no longer cancelled"
-        else:
-            if booking.status == "cancelled":
-                return "booking was cancelled"
-            if message.booking_version is not None and booking.version != message.booking_version:
-                return f"booking changed since queued (version {message.booking_version} -> {booking.version})"
-            if message.kind == "appointment_reminder" and booking.starts_at <= now:
-                return "appointment already started"
+        elif booking.status == "cancelled":
+            return "booking was cancelled"
+        # A cancellation too: cancelled again since (after a reinstatement), the newer one tells it.
+        if message.booking_version is not None and booking.version != message.booking_version:
+            return f"booking changed since queued (version {message.booking_version} -> {booking.version})"
+        if message.kind == "appointment_reminder" and booking.starts_at <= now:
+            return "appointment already started"
     return channels.refusal(session, customer, message.kind, message.channel)
 
 

@@ -141,6 +141,24 @@ def test_rescheduled_booking_is_skipped(db, senders, customer):
     assert fresh(db, message).status_reason == "booking changed since queued (version 1 -> 2)"
 
 
+def test_cancelled_reinstated_and_cancelled_again_sends_one_cancellation(db, senders, customer):
+    booking = make_booking(db, customer)
+    booking.status, booking.version = "cancelled", 2
+    (first,) = queue_notice(db, kind="cancellation_confirmation", customer=customer, booking=booking,
+                            key=f"booking:{booking.id}:v2", channels=["email"])
+    db.commit()
+    booking.status, booking.version = "scheduled", 3  # reinstated by the booking system...
+    db.commit()
+    booking.status, booking.version = "cancelled", 4  # ...and cancelled again before the first went out
+    (second,) = queue_notice(db, kind="cancellation_confirmation", customer=customer, booking=booking,
+                             key=f"booking:{booking.id}:v4", channels=["email"])
+    db.commit()
+    drain(senders.broker)
+    assert len(senders.email.sent) == 1
+    assert fresh(db, first).status_reason == "booking changed since queued (version 2 -> 4)"
+    assert fresh(db, second).status == "sent"
+
+
 def test_preference_turned_off_after_queueing_is_skipped(db, senders, customer):
     message = queue_reminder(db, customer, make_booking(db, customer))
     db.commit()
