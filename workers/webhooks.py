@@ -76,9 +76,11 @@ def _retry_after(resp: requests.Response | None) -> float | None:
     if resp is None:
         return None
     try:
-        return min(float(resp.headers.get("Retry-After", "")), RETRY_AFTER_MAX_S)
+        delay = float(resp.headers.get("Retry-After", ""))
     except ValueError:
         return None
+    # "nan" or a negative number is no delay at all (nan broke the attempt): the backoff applies.
+    return min(delay, RETRY_AFTER_MAX_S) if delay >= 0 else None
 
 
 def _post(url: str, body: bytes, headers: dict) -> requests.Response:

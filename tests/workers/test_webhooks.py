@@ -54,7 +54,9 @@ class Receiver:
     async def handle(self, request):
         self.requests.append((dict(request.headers), await request.read()))
         status = self.statuses.pop(0) if len(self.statuses) > 1 else self.statuses[0]
-        headers = {"Location": "/hooks"} if 300 <= status < 400 else None
+        status, headers = status if isinstance(status, tuple) else (status, {})  # (503, {"Retry-After": "5"})
+        if 300 <= status < 400:
+            headers = {**headers, "Location": "/hooks"}
         return web.Response(status=status, text="ok", headers=headers)
 
 
@@ -169,6 +171,26 @@ async def test_429_is_retried(aiohttp_server, session_factory, business, wired, 
     await run_worker(wired, webhook_worker)
     db.expire_all()
     assert db.get(WebhookDelivery, delivery_id).status == "delivered" and len(rec.requests) == 2
+
+
+@pytest.mark.parametrize("retry_after", ["nan", "-30"])
+async def test_a_retry_after_that_is_no_delay_falls_back_to_the_backoff(aiohttp_server, session_factory, business,
+                                                                        wired, webhook_worker, db, retry_after):
+    rec, url = await receiver(aiohttp_server, [(503, {"Retry-After": retry_after}), 200])
+    delivery_id = record(session_factory, business, url)
+    await run_worker(wired, webhook_worker)
+    db.expire_all()
+    delivery = db.get(WebhookDelivery, delivery_id)
+    assert (delivery.status, delivery.attempts) == ("delivered", 2) and len(rec.requests) == 2
+    assert worker._retry_after(_answer(503, {"Retry-After": retry_after})) is None
+
+
+def _answer(status, headers):
+    import requests
+
+    resp = requests.Response()
+    resp.status_code, resp.headers = status, requests.structures.CaseInsensitiveDict(headers)
+    return resp
 
 
 async def test_connection_refused_is_retried_then_logged(aiohttp_server, session_factory, business, wired, webhook_worker,
