@@ -218,3 +218,14 @@ def test_amounts_read_as_on_the_portal(db, settings, world, locale, amount):
     email, _ = compose.compose(db, message_for(db, world, "invoice_issued", "email", locale), settings)
     assert amount in email.text and "CA$" not in email.text
     assert fmt_money(12345, "CAD", locale).replace("\u202f", " ").replace("\u00a0", " ") == amount
+
+
+def test_french_messages_call_a_quote_what_the_portal_calls_it(db, settings, world):
+    # The link opens a page titled "Soumission Q-…" (portal_web/locale/fr): the messages use the same word.
+    email, _ = compose.compose(db, message_for(db, world, "quote_ready", "email", "fr"), settings)
+    sms, _ = compose.compose(db, message_for(db, world, "quote_ready", "sms", "fr"), settings)
+    invitation, _ = compose.compose(db, message_for(db, world, "invitation", "email", "fr"), settings)
+    for text in (email.subject, email.text, email.html, sms.body, invitation.text, invitation.html):
+        assert "devis" not in text.lower()
+    assert email.subject.startswith("Votre soumission ") and "soumission" in sms.body.lower()
+    assert "vos factures et soumissions" in invitation.text
