@@ -218,6 +218,8 @@ async def require_customer(request: web.Request) -> Customer:
         raise _signed_out(request)
     row, customer = found
     if request.method not in csrf.SAFE_METHODS:
+        # A refusal is explained in the customer's language, like the page the form came from.
+        request[LOCALE] = negotiate_locale(request, customer=customer)
         await csrf.verify(request, row.csrf_token)
     _set_customer(request, row, customer)
     return customer

@@ -133,6 +133,18 @@ async def test_post_without_csrf_is_refused(client, db, shop):
     assert db.get(Booking, booking.id).status == "scheduled"
 
 
+async def test_a_refused_post_is_explained_in_the_customers_language(client, db, shop):
+    business, provider, service, customer, booking, past = shop
+    customer.locale = "fr"
+    db.commit()
+    await sign_in(client, db, customer)
+    assert "Rendez-vous" in await (await client.get(f"/{business.slug}/bookings")).text()
+    resp = await client.post(f"/{business.slug}/bookings/{booking.public_id}/cancel", data={"reason": "x"})
+    html = await resp.text()
+    assert resp.status == 403 and resp.headers["Content-Language"] == "fr"
+    assert "Accès refusé" in html and "Ce formulaire a expiré" in html and "Forbidden" not in html
+
+
 async def test_cancel_with_reason(client, db, shop, stub_broker):
     business, provider, service, customer, booking, past = shop
     csrf = await sign_in(client, db, customer)
