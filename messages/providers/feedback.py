@@ -136,8 +136,9 @@ def opt_out_sms(session: Session, customer: Customer, wording: str) -> None:
 def opt_in_sms(session: Session, customer: Customer, wording: str) -> None:
     """START/UNSTOP: lift the STOP suppression and record the renewed consent.
 
-    The number is shared by every business that knows it: consent comes back only
-    where the customer had once given it, never to a business they never chose.
+    Consent comes back for what the customer had once agreed to (all categories, or
+    the ones they chose), never more: the number is shared by every business that
+    knows it, and a business they never gave consent to gets none from a START.
     """
     for row in session.scalars(select(Suppression).where(
             Suppression.business_id == customer.business_id, Suppression.channel == "sms",
@@ -145,13 +146,16 @@ def opt_in_sms(session: Session, customer: Customer, wording: str) -> None:
         session.delete(row)
     if customer.phone_status == "opted_out":
         customer.phone_status = "ok"
-    ever_granted = session.scalar(select(Consent.id).where(
-        Consent.customer_id == customer.id, Consent.channel == "sms", Consent.granted.is_(True)).limit(1))
-    if ever_granted is None:
+    given = set(session.scalars(select(Consent.category).where(
+        Consent.customer_id == customer.id, Consent.channel == "sms", Consent.granted.is_(True))))
+    if not given:
         return
-    session.add(Consent(business_id=customer.business_id, customer_id=customer.id, channel="sms", category=None,
-                        granted=True, source="sms_keyword", wording=wording))
-    _preferences_changed(session, customer, [{"category": None, "channel": "sms", "enabled": True}], "sms_keyword")
+    scopes = [None] if None in given else sorted(given)
+    for category in scopes:
+        session.add(Consent(business_id=customer.business_id, customer_id=customer.id, channel="sms",
+                            category=category, granted=True, source="sms_keyword", wording=wording))
+    _preferences_changed(session, customer, [{"category": c, "channel": "sms", "enabled": True} for c in scopes],
+                         "sms_keyword")
 
 
 def disable_preference(session: Session, customer: Customer, category: str, channel: str, *,

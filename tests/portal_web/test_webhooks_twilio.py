@@ -287,6 +287,18 @@ async def test_start_gives_no_consent_to_a_business_the_customer_never_gave_it(c
     assert [c.granted for c in db.scalars(select(Consent).where(Consent.customer_id == never.id))] == [False]
 
 
+async def test_start_restores_consent_only_for_the_categories_given(client, db, settings, fake_twilio):
+    customer = make_customer(db, make_business(db), phone="+15145559871")
+    db.add(Consent(business_id=customer.business_id, customer_id=customer.id, channel="sms", category="reminders",
+                   granted=True, source="portal"))
+    db.flush()
+    for word in ("STOP", "START"):
+        await fake_twilio.inbound(inbound_url(settings), from_=customer.phone, body=word).send(client)
+    db.expire_all()
+    assert channels.blocked(db, customer, "sms", "reminders") is None
+    assert channels.blocked(db, customer, "sms", "billing") == "no SMS consent on record"
+
+
 async def test_help_replies_with_the_business_help_text(client, db, settings, fake_twilio):
     first, _second = two_businesses_one_phone(db)
     make_message(db, first, status="delivered")  # the business that texted this number last
