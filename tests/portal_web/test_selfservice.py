@@ -238,7 +238,8 @@ def test_every_self_service_string_has_a_french_translation():
               *bookings.MESSAGE_KIND_LABELS.values(), *billing.INVOICE_STATUS_LABELS.values(),
               *billing.QUOTE_STATUS_LABELS.values(), *common.NOTICES.values(), *preferences.CATEGORY_LABELS.values(),
               *preferences.CHANNEL_LABELS.values(), *preferences.WORDING.values(), booking_changes.SLOT_TAKEN,
-              booking_changes.BOOKING_MISSING, selfservice.INVOICE_MISSING, selfservice.QUOTE_MISSING]
+              booking_changes.BOOKING_MISSING, selfservice.INVOICE_MISSING, selfservice.QUOTE_MISSING,
+              *(label for label, _brand, _last4 in test_gateway.TEST_CARDS.values())]
     missing += [m for m in labels if fr.gettext(m) == m and m not in SAME_IN_FRENCH]
     # Messages raised by the domain and shown on the pages.
     import inspect

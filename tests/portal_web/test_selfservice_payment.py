@@ -52,6 +52,16 @@ async def test_saved_card_and_replacing_it_with_the_test_gateway(client, db, sho
     assert "Your payment method was updated" in await (await client.get(resp.headers["Location"])).text()
 
 
+async def test_test_cards_are_named_in_french_on_a_french_page(client, db, shop):
+    business, customer = shop
+    customer.locale = "fr"
+    db.commit()
+    csrf = await sign_in(client, db, customer)
+    html = await (await client.post(f"/{business.slug}/payment-method/setup", data={"csrf_token": csrf})).text()
+    assert 'lang="fr"' in html and "Carte de test" in html
+    assert "Visa se terminant par 4242" in html and "toujours refusée" in html and "ending" not in html
+
+
 async def test_setup_needs_post_and_csrf(client, db, shop):
     business, customer = shop
     await sign_in(client, db, customer)
