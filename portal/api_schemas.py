@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import json
 import re
-from datetime import date, datetime
+from datetime import date, datetime, timezone
 from typing import Annotated, Any, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
@@ -176,6 +176,11 @@ class AttachmentIn(Strict):
     content_type: Annotated[str, StringConstraints(max_length=100)] = "application/octet-stream"
 
 
+# Booking times stay clear of the calendar's ends, where their UTC time or their reminders' would not exist.
+EARLIEST, LATEST = datetime(1900, 1, 1, tzinfo=timezone.utc), datetime(9000, 1, 1, tzinfo=timezone.utc)
+BookingTime = Annotated[AwareDatetime, Field(description="With a timezone offset; between the years 1900 and 9000")]
+
+
 class BookingIn(Strict):
     model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [{
         "customer": "cust-1001", "provider": "prov-1", "service": "svc-1",
@@ -186,8 +191,8 @@ class BookingIn(Strict):
     customer: ExternalId
     provider: ExternalId | None = None
     service: ExternalId | None = None
-    starts_at: AwareDatetime
-    ends_at: AwareDatetime
+    starts_at: BookingTime
+    ends_at: BookingTime
     status: Literal["scheduled", "completed"] = "scheduled"
     address: ShortText | None = None
     notes: LongText | None = None
@@ -197,6 +202,9 @@ class BookingIn(Strict):
 
     @model_validator(mode="after")
     def _order(self):
+        for name in ("starts_at", "ends_at"):
+            if not EARLIEST <= getattr(self, name) < LATEST:
+                raise ValueError(f"{name}: must be between 1900 and 9000")
         if self.ends_at <= self.starts_at:
             raise ValueError("ends_at: must be after starts_at")
         return self

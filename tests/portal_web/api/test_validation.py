@@ -54,6 +54,12 @@ async def test_malformed_json(api, db, biz):
     ("/bookings/b1", {**BOOKING, "starts_at": "2030-05-01T14:00:00"}, "starts_at", "must include a timezone"),
     ("/bookings/b1", {**BOOKING, "ends_at": "2030-05-01T13:00:00-04:00"}, "ends_at", "must be after starts_at"),
     ("/bookings/b1", {**BOOKING, "ends_at": BOOKING["starts_at"]}, "ends_at", "must be after starts_at"),
+    # At the ends of the calendar the UTC time or the reminders' times do not exist: both were a 500.
+    ("/bookings/b1", {**BOOKING, "starts_at": "9999-12-31T23:00:00-05:00", "ends_at": "9999-12-31T23:30:00-05:00"},
+     "starts_at", "between 1900 and 9000"),
+    ("/bookings/b1", {**BOOKING, "starts_at": "0001-01-01T10:00:00Z", "ends_at": "0001-01-01T11:00:00Z"},
+     "starts_at", "between 1900 and 9000"),
+    ("/bookings/b1", {**BOOKING, "ends_at": "9999-12-31T23:30:00-05:00"}, "ends_at", "between 1900 and 9000"),
     ("/bookings/b1", {**BOOKING, "customer": "nobody"}, "customer", "unknown customer 'nobody'"),
     ("/bookings/b1", {**BOOKING, "provider": "p-none"}, "provider", "unknown provider 'p-none'"),
     ("/bookings/b1", {**BOOKING, "service": "s-none"}, "service", "unknown service 's-none'"),
