@@ -2,12 +2,14 @@
 
 It owns every process it starts: on Ctrl-C, SIGTERM, the death of any child,
 or its own parent going away (``make`` killed), it stops them all and the
-embedded Redis, so nothing is left behind.
+embedded Redis, so nothing is left behind. The children and Redis run in
+sessions of their own, so signals meant for the terminal's process group
+reach ``portal dev`` alone and it stops them in order: web, worker and
+scheduler first (each once, gracefully), Redis last.
 """
 
 from __future__ import annotations
 
-import ctypes
 import os
 import signal
 import subprocess
@@ -17,17 +19,9 @@ import time
 import urllib.request
 from pathlib import Path
 
+from portal.children import die_with_parent
+from portal.devstack import EmbeddedRedis
 from portal.settings import load_settings, var_dir
-
-PR_SET_PDEATHSIG = 1
-
-
-def _die_with_parent() -> None:  # runs in the child between fork and exec
-    try:
-        ctypes.CDLL("libc.so.6", use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
-    except OSError:
-        pass
-
 
 def _redis_dir() -> Path:
     # Unix socket paths are limited to ~107 bytes; a deep checkout falls back to /tmp.
@@ -53,8 +47,6 @@ def _wait_http(url: str, timeout: float, procs: list[subprocess.Popen]) -> bool:
 
 
 def run_dev(port: int, host: str = "127.0.0.1") -> int:
-    from portal.devstack import EmbeddedRedis
-
     os.environ["PORTAL_DEV"] = "1"
     os.environ.setdefault("PUBLIC_BASE_URL", f"http://{host}:{port}")
     var_dir().mkdir(parents=True, exist_ok=True)
@@ -88,7 +80,9 @@ def run_dev(port: int, host: str = "127.0.0.1") -> int:
             "scheduler": [python, "-m", "portal", "scheduler"],
         }
         for name, argv in commands.items():
-            procs.append(subprocess.Popen(argv, env=env, preexec_fn=_die_with_parent))
+            # Own session: a terminal's Ctrl-C reaches only us, and each child gets one
+            # SIGTERM from below (a second signal makes Dramatiq kill its workers mid-send).
+            procs.append(subprocess.Popen(argv, env=env, preexec_fn=die_with_parent, start_new_session=True))
         url = f"{settings.public_base_url}/pro-home-services/signin"
         if _wait_http(f"http://{host}:{port}/healthz", 60, procs):
             print("\n  Customer Portal is running.", flush=True)

@@ -14,6 +14,7 @@ import subprocess
 import time
 from pathlib import Path
 
+from portal.children import die_with_parent
 from portal.errors import SettingsError
 
 
@@ -57,6 +58,10 @@ class EmbeddedRedis:
             ],
             stdout=subprocess.DEVNULL,
             stderr=subprocess.STDOUT,
+            # Not in our process group: a Ctrl-C there must not stop Redis under the
+            # workers still using it. It still dies with us (PR_SET_PDEATHSIG).
+            start_new_session=True,
+            preexec_fn=die_with_parent,
         )
         deadline = time.monotonic() + timeout
         while not self.socket.exists():

@@ -23,7 +23,6 @@ Request counters of all processes are exported together at ``/metrics``
 from __future__ import annotations
 
 import asyncio
-import ctypes
 import gc
 import logging
 import os
@@ -35,12 +34,12 @@ import time
 
 from aiohttp import web
 
+from portal.children import die_with_parent
 from portal.settings import Settings
 
 log = logging.getLogger(__name__)
 
 STOP_TIMEOUT_S = 30.0
-PR_SET_PDEATHSIG = 1
 METRICS_DIR_ENV = "PROMETHEUS_MULTIPROC_DIR"
 OWN_METRICS_ENV = "PORTAL_WEB_METRICS_DIR"  # set when the directory is ours to remove
 
@@ -155,10 +154,7 @@ def _child(settings: Settings, port: int, host: str) -> int:
     """One server process: the app until SIGTERM/SIGINT; returns the exit status."""
     signal.signal(signal.SIGTERM, signal.SIG_DFL)
     signal.signal(signal.SIGINT, signal.SIG_DFL)
-    try:
-        ctypes.CDLL("libc.so.6", use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
-    except (OSError, AttributeError):
-        pass
+    die_with_parent()
     try:
         asyncio.run(_serve(settings, port, host))
         return 0

@@ -113,3 +113,26 @@ def test_dev_stops_when_its_parent_is_killed(tmp_path):
     finally:
         shell.stdout.close()
     _assert_all_gone(everything, timeout=40)
+
+
+@pytest.mark.integration
+def test_ctrl_c_stops_everything_in_order(tmp_path):
+    """A terminal's Ctrl-C signals the whole process group. Only ``portal dev`` may act on it:
+    Redis must outlive the worker, and the worker must get one SIGTERM (a second makes
+    Dramatiq kill its processes mid-job)."""
+    port = _free_port()
+    argv = [sys.executable, "-m", "portal", "dev", "--port", str(port)]
+    proc = subprocess.Popen(argv, env=_dev_env(tmp_path), stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                            text=True, start_new_session=True)
+    try:
+        _wait_for_url(proc)
+        everything = _descendants(proc.pid)
+        os.killpg(proc.pid, signal.SIGINT)  # what the terminal does
+        rest = proc.communicate(timeout=60)[0]
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == 0
+    assert "Killing worker process" not in rest
+    assert "CRITICAL" not in rest and "Traceback" not in rest, rest
+    _assert_all_gone(everything)
