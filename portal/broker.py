@@ -25,11 +25,11 @@ NAMESPACE = "portal"
 
 
 def middleware() -> list:
-    from portal.queues import DeadLetterErrors  # imported here: portal.queues imports this module
+    from portal.queues import DeadLetterErrors, WorkerRegistry  # imported here: portal.queues imports this module
 
     # Retries are configured per actor (max_retries, backoff, retry_when).
     return [AgeLimit(), TimeLimit(time_limit=120_000), ShutdownNotifications(), Callbacks(), Pipelines(), Retries(),
-            DeadLetterErrors()]
+            DeadLetterErrors(), WorkerRegistry()]
 
 
 def prepare_worker_env(env=os.environ) -> bool:

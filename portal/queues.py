@@ -10,6 +10,7 @@ under our namespace ``portal``:
     portal:{q}.XQ.msgs          hash id -> body
     portal:__acks__.{w}.{q}     set of ids fetched by broker process w, not yet acked
     portal:__heartbeats__       zset broker id -> time of its last command (ms)
+    portal:__workers__          hash broker id -> "host:pid", ours: set by worker processes (WorkerRegistry)
 
 Ids here are the broker's ``redis_message_id`` (unique per enqueue), not the
 Dramatiq message id. Everything goes through plain Redis commands, never the
@@ -19,6 +20,8 @@ process as a worker in the heartbeats.
 
 from __future__ import annotations
 
+import os
+import socket
 import time
 import traceback
 import uuid
@@ -38,6 +41,7 @@ MAX_WORKERS_LISTED = 100
 ERROR_CHARS = 500
 # Options that belong to the failed attempt, not to a fresh one.
 ATTEMPT_OPTIONS = ("retries", "traceback", "requeue_timestamp", "eta", "error", "failed_at", "redis_message_id")
+WORKERS = "__workers__"  # see WorkerRegistry
 
 
 def _key(*parts: str, namespace: str = NAMESPACE) -> str:
@@ -56,18 +60,20 @@ def _now_ms() -> int:
 
 
 async def queue_stats(r, queues: list[str], *, namespace: str = NAMESPACE, now_ms: int | None = None) -> dict:
-    """Counts per queue, and the broker processes seen in the heartbeats."""
+    """Counts per queue, and the worker processes seen in the heartbeats."""
     now_ms = now_ms or _now_ms()
-    beats = await r.zrevrange(_key("__heartbeats__", namespace=namespace), 0, MAX_WORKERS_LISTED - 1,
-                              withscores=True)
-    workers = [(w.decode() if isinstance(w, bytes) else w, int(score)) for w, score in beats]
+    beats = await r.zrevrange(_key("__heartbeats__", namespace=namespace), 0, -1, withscores=True)
+    # Every process that enqueues (web, scheduler, scripts) beats too: list only those that booted as workers.
+    names = await r.hmget(_key(WORKERS, namespace=namespace), [w for w, _ in beats]) if beats else []
+    workers = [(w.decode() if isinstance(w, bytes) else w, int(score), name.decode())
+               for (w, score), name in zip(beats, names) if name is not None][:MAX_WORKERS_LISTED]
     pipe = r.pipeline(transaction=False)
     for q in queues:
         pipe.llen(_key(q, namespace=namespace))
         pipe.hlen(_key(q, ".msgs", namespace=namespace))
         pipe.hlen(_key(q, ".DQ.msgs", namespace=namespace))
         pipe.zcard(_key(q, ".XQ", namespace=namespace))
-    for w, _ in workers:
+    for w, _, _ in workers:
         for q in queues:
             pipe.scard(_key("__acks__.", w, ".", q, namespace=namespace))
             pipe.scard(_key("__acks__.", w, ".", q, ".DQ", namespace=namespace))
@@ -79,11 +85,11 @@ async def queue_stats(r, queues: list[str], *, namespace: str = NAMESPACE, now_m
         rows.append({"queue": q, "ready": ready, "delayed": delayed, "in_flight": max(bodies - ready, 0),
                      "dead": dead})
     worker_rows = []
-    for w, beat in workers:
+    for w, beat, name in workers:
         held = sum(next(values) for _ in range(2 * len(queues)))
         age_s = max(now_ms - beat, 0) / 1000
-        worker_rows.append({"id": w, "last_beat_s": round(age_s, 1), "alive": age_s * 1000 < HEARTBEAT_TIMEOUT_MS,
-                            "in_flight": held})
+        worker_rows.append({"id": w, "name": name, "last_beat_s": round(age_s, 1),
+                            "alive": age_s * 1000 < HEARTBEAT_TIMEOUT_MS, "in_flight": held})
     return {"queues": rows, "workers": worker_rows}
 
 
@@ -226,3 +232,20 @@ class DeadLetterErrors(Middleware):
         body = DramatiqMessage(**{**message.asdict(), "options": options}).encode()
         key = f"{broker.namespace}:{q_name(message.queue_name)}.XQ.msgs"
         broker.client.eval(_RECORD, 1, key, rid, body)
+
+
+class WorkerRegistry(Middleware):
+    """Name each worker process's broker id (host:pid), so the dashboard lists workers, not every enqueuer.
+
+    Dramatiq's heartbeats also record the web app and the scheduler whenever
+    they enqueue; only the processes that booted a worker register here.
+    """
+
+    def after_worker_boot(self, broker, worker) -> None:
+        if isinstance(broker, RedisBroker):
+            name = f"{socket.gethostname()}:{os.getpid()}"
+            broker.client.hset(f"{broker.namespace}:{WORKERS}", broker.broker_id, name)
+
+    def after_worker_shutdown(self, broker, worker) -> None:
+        if isinstance(broker, RedisBroker):
+            broker.client.hdel(f"{broker.namespace}:{WORKERS}", broker.broker_id)

@@ -57,7 +57,7 @@
     fill(document.querySelector("#queues tbody"), rows, data.error || "No queues.", 5);
     var workers = data.workers.map(function (w) {
       var tr = document.createElement("tr");
-      cell(tr, w.id.slice(0, 8), "", { title: w.id });
+      cell(tr, w.name || w.id.slice(0, 8), "", { title: w.id });
       cell(tr, w.last_beat_s.toFixed(1) + " s ago", "num");
       cell(tr, String(w.in_flight), "num");
       cell(tr, w.alive ? "alive" : "silent", w.alive ? "" : "warn");

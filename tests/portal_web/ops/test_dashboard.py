@@ -2,12 +2,17 @@
 
 from __future__ import annotations
 
+import asyncio
+import os
 from datetime import datetime, timedelta, timezone
 
 import dramatiq
 import pytest
+from dramatiq.brokers.redis import RedisBroker
 
+from portal.broker import NAMESPACE, middleware
 from portal.models import Message, MessageEvent
+from portal.queues import WorkerRegistry
 from portal_web.ops import stats
 from tests.factories import make_business, make_customer
 from tests.portal_web.ops.conftest import bearer, dead_letter_a_delivery
@@ -24,6 +29,7 @@ async def test_queue_counts_and_workers_come_from_the_broker_layout(client, ops_
         redis_broker.enqueue(delivery(10 + i))           # 3 ready...
     for i in range(2):
         redis_broker.enqueue(delivery(20 + i), delay=600_000)  # 2 delayed
+    WorkerRegistry().after_worker_boot(redis_broker, None)  # the consumer below stands for a worker process
     consumer = redis_broker.consume("messages", prefetch=1, timeout=100)
     try:
         fetched = None
@@ -42,9 +48,38 @@ async def test_queue_counts_and_workers_come_from_the_broker_layout(client, ops_
         assert worker["alive"] is True
         assert worker["in_flight"] == 1
         assert worker["last_beat_s"] >= 0
+        assert worker["name"].endswith(f":{os.getpid()}")
     finally:
         consumer.ack(fetched)
         consumer.close()
+
+
+async def test_processes_that_only_enqueue_are_not_listed_as_workers(client, ops_csrf, redis_url, redis_client,
+                                                                     redis_broker):
+    """The web app and the scheduler beat whenever they enqueue; with no worker running, none is listed."""
+    web = RedisBroker(url=redis_url, namespace=NAMESPACE, middleware=middleware())
+    try:
+        web.enqueue(delivery(30))
+        body = await (await client.get("/ops/api/queues")).json()
+        assert [w["id"] for w in body["workers"]] == []
+
+        redis_broker.declare_queue("idle")  # something for the worker to poll, which is what beats
+        worker = dramatiq.Worker(redis_broker, worker_threads=1, worker_timeout=100)
+        worker.start()
+        try:
+            beats = f"{NAMESPACE}:__heartbeats__"
+            for _ in range(1000):  # until its first fetch
+                if redis_client.zscore(beats, redis_broker.broker_id) is not None:
+                    break
+                await asyncio.sleep(0.01)
+            body = await (await client.get("/ops/api/queues")).json()
+            assert [w["id"] for w in body["workers"]] == [redis_broker.broker_id]
+        finally:
+            worker.stop()
+        body = await (await client.get("/ops/api/queues")).json()
+        assert body["workers"] == []
+    finally:
+        web.close()
 
 
 def add_message(db, business, customer, *, status, channel="email", updated_at=None, reason=None, key=None, **kw):
