@@ -64,3 +64,34 @@ async def test_live_update_moves_the_end_time_too(live_portal, browser):
     hour = new_end.hour % 12 or 12
     await expect(ends).to_contain_text(f"{hour}:{new_end.minute:02d}")
     assert errors == []
+
+
+async def test_the_home_page_follows_a_booking_change(live_portal, browser):
+    """The page a customer lands on after signing in lists the next bookings: it follows a change too."""
+    base = f"{live_portal.url}/{live_portal.slug}"
+    with live_portal.db() as db:
+        business = db.scalar(select(Business).where(Business.slug == live_portal.slug))
+        scope_to(db, business.id)
+        jane = db.scalar(select(Customer).where(Customer.external_id == "cust-jane"))
+        api_key = rotate_api_key(db, business)
+        link = base + tokens.link_path(live_portal.slug, tokens.mint(db, jane, "signin", 900))[len(f"/{live_portal.slug}"):]
+        booking = db.scalar(select(Booking).where(Booking.external_id == "bk-jane-1"))
+        public_id, new_start = booking.public_id, booking.starts_at + timedelta(days=1, hours=2)
+        db.commit()
+
+    page = await (await browser.new_context(locale="en-CA")).new_page()
+    await page.goto(link)
+    await page.get_by_role("button", name="Continue as j•••@example.com to Pro Home Services").click()
+    await page.wait_for_url(f"{base}/")
+    await expect(page.locator("html")).to_have_attribute("data-live", "open", timeout=GUARD_MS)
+    await page.evaluate("window.__notReloaded = true")  # gone if the page reloads
+    async with aiohttp.ClientSession() as http:
+        resp = await http.put(f"{live_portal.url}/api/v1/bookings/bk-jane-1", headers={"Authorization": f"Bearer {api_key}"},
+                              json={"customer": "cust-jane", "starts_at": _iso(new_start),
+                                    "ends_at": _iso(new_start + timedelta(hours=2)), "notify": False})
+        assert resp.status == 200, await resp.text()
+
+    await expect(page.locator("#live-banner")).to_contain_text("This booking was just updated", timeout=GUARD_MS)
+    when = page.locator(f'[data-booking="{public_id}"] [data-field="when"]')
+    assert datetime.fromisoformat(await when.get_attribute("datetime")) == new_start
+    assert await page.evaluate("window.__notReloaded") is True
