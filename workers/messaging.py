@@ -318,7 +318,10 @@ def deliver(message_id: int) -> str:
             mark_contact(session, message, error.code)
             return _finish(session, message, "failed", detail)
         if isinstance(error, UnknownDeliveryError):
-            message.provider = provider
+            message.provider = message.provider or provider
+            if message.status != "sending":
+                session.commit()  # its callback got here before our wait timed out: that status stands
+                return message.status
             return _finish(session, message, "unknown", f"{detail}; not re-sent, waiting for the provider's callback")
         if message.status != "sending":
             session.commit()  # a callback settled it meanwhile

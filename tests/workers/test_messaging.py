@@ -371,6 +371,22 @@ def test_a_callback_that_beats_the_worker_is_not_overwritten(db, senders, custom
     assert message.status == "delivered" and message.provider_id == "rec-email-1"
 
 
+def test_a_callback_that_beats_a_timeout_is_not_overwritten_with_unknown(db, senders, customer):
+    (message,) = queue_notice(db, kind="signin_link", customer=customer, key="signin:cb-timeout", channels=["email"])
+    db.commit()
+    # The provider took the mail and its "delivered" webhook landed, then our wait for its answer timed out.
+    meanwhile(senders, lambda _session, row: setattr(row, "status", "delivered"))
+    took_it = senders.email.send_email
+
+    def then_time_out(email):
+        took_it(email)
+        raise UnknownDeliveryError("read timeout after the request was sent")
+
+    senders.email.send_email = then_time_out
+    assert messaging.deliver(message.id) == "delivered"
+    assert fresh(db, message).status == "delivered"
+
+
 def test_a_row_deleted_while_the_provider_had_it_is_reported_missing(db, senders, customer):
     (message,) = queue_notice(db, kind="signin_link", customer=customer, key="signin:gone", channels=["email"])
     db.commit()
