@@ -337,7 +337,7 @@ def upsert_invoice(session: Session, business: Business, external_id: str, data:
             "notify" in data.model_fields_set and not data.notify):
         queue_notice(session, kind="payment_receipt", customer=customer, key=f"invoice:{invoice.id}:paid",
                      params={"invoice": invoice.public_id})
-    if changed:
+    if changed and business.show_invoices:  # open pages say nothing of a section the customer cannot open
         events.emit(session, business.id, customer.id, "invoice_updated", {"invoice": invoice.public_id})
     invitation = invite(session, customer, cooldown_s=cooldown_s, source="invoice") if data.invite else None
     return Upserted(invoice, created, changed, invitation)
@@ -359,7 +359,7 @@ def upsert_quote(session: Session, business: Business, external_id: str, data: Q
     if created and data.notify and quote.status == "pending":
         queue_notice(session, kind="quote_ready", customer=customer, key=f"quote:{quote.id}:ready",
                      params={"quote": quote.public_id})
-    if changed:
+    if changed and business.show_quotes:  # open pages say nothing of a section the customer cannot open
         events.emit(session, business.id, customer.id, "quote_updated", {"quote": quote.public_id})
     invitation = invite(session, customer, cooldown_s=cooldown_s, source="quote") if data.invite else None
     return Upserted(quote, created, changed, invitation)

@@ -213,6 +213,19 @@ async def test_quote_ready_once(api, db, catalogue):
     assert out["status"] == "approved" and out["decided_at"] is not None
 
 
+
+async def test_open_pages_hear_nothing_of_a_section_the_business_hides(api, db, catalogue, live):
+    """Booking pages show "A quote was updated" on a quote event: not for a section the customer cannot open."""
+    assert (await api.put("/settings", {"show_invoices": False, "show_quotes": False}))[0] == 200
+    invoice = {"customer": "c1", "number": "INV-1", "amount_cents": 100, "issued_on": "2030-05-01", "due_on": "2030-05-15"}
+    assert (await api.put("/invoices/i1", invoice))[0] == 201
+    assert (await api.put("/quotes/q1", {"customer": "c1", "number": "Q-1", "total_cents": 100}))[0] == 201
+    assert live == []
+    assert (await api.put("/settings", {"show_invoices": True, "show_quotes": True}))[0] == 200
+    assert (await api.put("/invoices/i1", {**invoice, "amount_cents": 200}))[0] == 200
+    assert (await api.put("/quotes/q1", {"customer": "c1", "number": "Q-1", "total_cents": 200}))[0] == 200
+    assert [t for t, _ in live] == ["invoice_updated", "quote_updated"]
+
 async def test_settings(api, biz, monkeypatch):
     resolve_as(monkeypatch, {"booking.example.com": [PUBLIC]})
     body = {"portal_enabled": False, "show_invoices": False, "allow_cancel": False, "cancel_min_notice_minutes": 120,
