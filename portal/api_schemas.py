@@ -274,7 +274,8 @@ class QuietHours(Strict):
 
 
 class QuietHoursIn(QuietHours):
-    """No non-urgent texts in this window; it may only grow beyond 21:00-08:00 (see messages.quiet_hours)."""
+    """No non-urgent texts in this window; it may only grow beyond 21:00-08:00 (see messages.quiet_hours).
+    An end left out keeps its current value."""
 
     @model_validator(mode="after")
     def _within_limits(self):
