@@ -32,6 +32,7 @@ class Leader:
         self.identity = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
         self._mutex = threading.Lock()
         self._valid_until = 0.0  # monotonic time up to which our lock surely still holds
+        self._redis_down = False
 
     @property
     def is_leader(self) -> bool:
@@ -45,8 +46,14 @@ class Leader:
             started = time.monotonic()
             try:
                 held = self._renew() or self.lock.acquire(blocking=False, token=self.identity)
-            except redis.RedisError:
-                log.warning("scheduler: Redis unavailable; standing by", exc_info=True)
+                if self._redis_down:
+                    log.info("scheduler %s: Redis is back", self.identity)
+                self._redis_down = False
+            except redis.RedisError as exc:
+                # One line per outage, not a traceback every few seconds.
+                if not self._redis_down:
+                    log.warning("scheduler: Redis unavailable (%s); standing by until it answers", exc)
+                self._redis_down = True
                 held = False
             # Renewed at `started` at the latest; stop acting a little before it can expire.
             self._valid_until = started + self.ttl_s * 0.8 if held else 0.0

@@ -22,6 +22,7 @@ from datetime import datetime, timezone
 import redis
 from apscheduler.executors.pool import ThreadPoolExecutor
 from apscheduler.schedulers.background import BackgroundScheduler
+from sqlalchemy.exc import OperationalError
 
 from portal.errors import PortalError
 from portal.models import utcnow
@@ -62,7 +63,14 @@ class SchedulerService:
     def _as_leader(self, name: str, job) -> dict | None:
         if not self.leader.is_leader:
             return None
-        result = job()
+        try:
+            result = job()
+        except (OperationalError, redis.RedisError) as exc:
+            # An outage, not a bug: one line per run rather than APScheduler's traceback; the next run retries.
+            detail = getattr(exc, "orig", None) or exc
+            log.warning("scheduler: %s skipped: %s unavailable (%s)", name,
+                        "Redis" if isinstance(exc, redis.RedisError) else "database", str(detail).splitlines()[0])
+            return None
         try:
             entry = {"at": utcnow().isoformat(), "by": self.leader.identity, "result": result}
             self.redis.hset(STATUS_KEY, name, json.dumps(entry))

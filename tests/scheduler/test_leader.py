@@ -1,11 +1,13 @@
 """One active scheduler: a Redis lock with expiry; a standby takes over when the leader dies."""
 
+import logging
 import threading
 import time
 from datetime import timedelta
 
 import pytest
-from sqlalchemy import select
+import redis
+from sqlalchemy import create_engine, select
 from sqlalchemy.orm import Session, sessionmaker
 
 from portal.models import Message, Reminder, utcnow
@@ -135,3 +137,22 @@ def test_apscheduler_runs_the_jobs_and_the_standby_takes_over(connection, settin
         db.info["system"] = True
         sent = db.scalars(select(Message.booking_id).order_by(Message.id)).all()
     assert sent == [first_booking.id, second_booking.id]  # each once
+
+
+def test_redis_outage_is_one_line_per_outage_not_a_traceback_per_tick(caplog):
+    leader = Leader(redis.Redis(host="127.0.0.1", port=1, socket_connect_timeout=1), ttl_s=30)
+    caplog.set_level(logging.INFO, logger="scheduler.leader")
+    assert not leader.tick() and not leader.tick()
+    [record] = caplog.records
+    assert "Redis unavailable" in record.getMessage() and record.exc_info is None
+
+
+def test_database_outage_skips_the_job_with_one_line(settings, redis_client, caplog, tmp_path):
+    unreachable = sessionmaker(bind=create_engine(f"sqlite:///{tmp_path}/missing-dir/portal.db"))
+    service = SchedulerService(settings, unreachable, redis_client)
+    assert service.elect()
+    caplog.set_level(logging.WARNING)
+    assert service.scan() is None and service.purge() is None
+    assert [r.getMessage().split(":")[1].strip() for r in caplog.records] == ["scan skipped", "purge skipped"]
+    assert all("database unavailable" in r.getMessage() and r.exc_info is None for r in caplog.records)
+    service.leader.release()
