@@ -91,15 +91,18 @@ def handle_batch(factory, batch: list[dict]) -> list[str]:
 
 
 def find_message(session: Session, event: dict) -> Message | None:
-    """Our message: by the id we put in custom_args, else by SendGrid's message id (the sg_message_id prefix)."""
+    """Our message: by the id we put in custom_args, else by SendGrid's message id (the sg_message_id prefix).
+
+    Locked, so events for one message in concurrent batches apply one after the other."""
     message = None
     ours = str(event.get(MESSAGE_ID_ARG) or "")
     if ours.isascii() and ours.isdigit() and len(ours) < 19 and int(ours) <= MAX_ID:  # isdigit() admits "²"
-        message = session.get(Message, int(ours))
+        message = session.get(Message, int(ours), with_for_update=True)
     if message is None:
         provider_id = str(event.get("sg_message_id") or "").split(".", 1)[0]
         if provider_id:
-            message = session.scalar(select(Message).where(Message.provider == NAME, Message.provider_id == provider_id))
+            message = session.scalar(select(Message).where(Message.provider == NAME, Message.provider_id == provider_id)
+                                     .with_for_update())
     if message is None or message.channel != "email":
         return None
     return message

@@ -80,11 +80,13 @@ async def status_callback(request: web.Request) -> web.Response:
 
 
 def find_message(session: Session, mid: str | None, sid: str) -> Message | None:
+    """The message, locked: a callback racing another for it waits, then sees the other's status."""
     message = None
     if mid and mid.isascii() and mid.isdigit() and len(mid) < 19 and int(mid) <= MAX_ID:  # isdigit() admits "²"
-        message = session.get(Message, int(mid))
+        message = session.get(Message, int(mid), with_for_update=True)
     if message is None:
-        message = session.scalar(select(Message).where(Message.provider_id == sid, Message.channel == "sms"))
+        message = session.scalar(select(Message).where(Message.provider_id == sid, Message.channel == "sms")
+                                 .with_for_update())
     if message is None or message.channel != "sms":
         return None
     return message

@@ -3,18 +3,23 @@
 from __future__ import annotations
 
 import itertools
+import threading
+import time
+import uuid
 
 import pytest
 from prometheus_client import REGISTRY
-from sqlalchemy import func, select
+from sqlalchemy import delete, func, select, text
 
 from messages import channels
 from messages.providers.base import Sms
 from messages.providers.twilio import TwilioSmsSender
 from portal import redis_client as portal_redis
+from portal.db import make_engine, make_session_factory, system_session
 from portal.errors import UnknownDeliveryError
-from portal.models import Consent, Message, MessageEvent, ProcessedEvent, Suppression
+from portal.models import Business, Consent, Message, MessageEvent, ProcessedEvent, Suppression
 from tests.factories import make_business, make_customer
+from portal_web.webhooks.twilio import handle_status
 from tests.fakes import inbound_sms, sign_twilio, twilio_status_callback
 
 _keys = itertools.count(1)
@@ -345,3 +350,55 @@ async def test_forged_inbound_stop_gets_403_and_changes_nothing(client, db, sett
     db.expire_all()
     assert customer.phone_status == "ok"
     assert db.scalar(select(Suppression).where(Suppression.address == customer.phone)) is None
+
+
+# -- two callbacks for one message at once (PostgreSQL, committed rows, two connections) ------
+
+@pytest.fixture
+def committed_sms(database_url):
+    if not database_url.startswith("postgres"):
+        pytest.skip("needs PostgreSQL row locks (SQLite serialises all writers); CI runs this on PostgreSQL")
+    engine = make_engine(database_url)
+    factory = make_session_factory(engine)
+    with system_session(factory) as s:
+        business = make_business(s, slug=f"cb-race-{uuid.uuid4().hex[:8]}")
+        message = make_message(s, make_customer(s, business), status="sending", provider_id="SM" + "7" * 32)
+        s.commit()
+        ids = business.id, message.id, message.provider_id
+    yield factory, ids
+    with system_session(factory) as s:
+        s.execute(delete(Business).where(Business.id == ids[0]))  # cascades to the message and its history
+        s.execute(delete(ProcessedEvent).where(ProcessedEvent.event_id.startswith(f"{ids[2]}:")))
+        s.commit()
+    engine.dispose()
+
+
+def test_a_sent_callback_racing_a_delivered_one_does_not_move_it_back(committed_sms):
+    """Twilio posts "sent" and "delivered" within milliseconds: the one that reads the row
+    while the other is writing it waits for that write, then sees "delivered" and changes nothing."""
+    factory, (business_id, message_id, sid) = committed_sms
+    outcome = {}
+
+    def late_sent():
+        with system_session(factory) as s:
+            outcome["sent"] = handle_status(s, str(message_id), {"MessageSid": sid, "MessageStatus": "sent"})
+            s.commit()
+
+    with system_session(factory) as first:
+        assert handle_status(first, str(message_id), {"MessageSid": sid, "MessageStatus": "delivered"}) == "delivered"
+        first.flush()
+        other = threading.Thread(target=late_sent)
+        other.start()
+        with factory() as watcher:  # wait (not a timing assertion) until the second callback waits on our lock
+            for _ in range(200):
+                waiting = watcher.scalar(text("SELECT count(*) FROM pg_stat_activity WHERE datname = current_database()"
+                                              " AND wait_event_type = 'Lock'"))
+                watcher.rollback()
+                if waiting:
+                    break
+                time.sleep(0.05)
+        first.commit()
+        other.join(30)
+    with system_session(factory) as s:
+        assert s.get(Message, message_id).status == "delivered"
+    assert outcome["sent"] == "unchanged"
