@@ -94,10 +94,12 @@ def invite(
 
 
 def find_business(session: Session, business: str | int) -> Business:
-    if isinstance(business, int) or (isinstance(business, str) and business.isdigit()):
-        row = session.get(Business, int(business))
-    else:
+    """By id (an int) or slug; a string of digits names a business by id only when no slug is that string."""
+    row = None
+    if isinstance(business, str):
         row = session.scalar(select(Business).where(Business.slug == business))
+    if row is None and (isinstance(business, int) or business.isdecimal()):
+        row = session.get(Business, int(business))
     if row is None:
         raise NotFound(f"no business {business!r}")
     return row

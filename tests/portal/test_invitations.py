@@ -123,3 +123,14 @@ def test_enqueue_invitation_without_redis_is_an_error_not_a_silent_drop(customer
     with pytest.raises(SettingsError, match="REDIS_URL"):
         enqueue_invitation(customer.business.slug, "c1")
     assert bulk_wired.queues["invitations"].qsize() == 0
+
+
+def test_a_slug_made_of_digits_names_its_own_business_not_the_business_with_that_id(db, customer, bulk_wired,
+                                                                                    invitation_worker):
+    numbered = make_business(db, slug=str(customer.business_id))  # another business whose slug is A's id
+    own = make_customer(db, numbered, external_id="c1")
+    db.commit()
+    enqueue_invitation(numbered.slug, "c1")
+    bulk_wired.join("invitations")
+    invitation_worker.join()
+    assert [m.customer_id for m in invitations(db)] == [own.id]
