@@ -140,7 +140,7 @@ def _ec_public_key(env: Mapping[str, str], name: str) -> str:
 
     A key that does not parse would make every signed event batch look forged: refuse it here instead.
     """
-    raw = (env.get(name) or "").strip()
+    raw = (env.get(name) or "").strip().replace("\\n", "\n")  # a PEM pasted into a .env with its newlines as \n
     if not raw:
         return ""
     from cryptography.hazmat.primitives import serialization

@@ -67,7 +67,7 @@ def test_sendgrid_webhook_key_is_read_as_sendgrid_shows_it_or_as_pem_and_checked
     private_key, shown = sendgrid_keypair()  # base64 DER, as SendGrid's settings page shows it
     pem = private_key.public_key().public_bytes(serialization.Encoding.PEM,
                                                 serialization.PublicFormat.SubjectPublicKeyInfo).decode()
-    for value in (shown, pem, f" {shown}\n"):
+    for value in (shown, pem, f" {shown}\n", pem.replace("\n", "\\n")):
         settings = load_settings({**PROD, "SENDGRID_WEBHOOK_PUBLIC_KEY": value}, dev=False)
         assert settings.sendgrid_webhook_public_key == shown
     for bad in ("not-a-key", shown[:40]):
