@@ -12,7 +12,8 @@ composer adds ``unsubscribe_url``. Kind-specific parts:
   ``params={"previous_starts_at": iso}``.
 - ``invoice_issued`` / ``payment_receipt``: ``params={"invoice": public_id}`` (or
   ``"invoice_id": pk``; optionally ``"amount_cents"`` for the receipt);
-  ``quote_ready``: ``{"quote": public_id}`` (or ``"quote_id": pk``).
+  ``quote_ready``: ``{"quote": public_id}`` (or ``"quote_id": pk``). Their ``url`` is
+  None when the business hides invoices / quotes in the portal.
 
 A context function raises ``Skip(reason)`` when the notice no longer makes sense.
 """
@@ -226,21 +227,28 @@ def _invoice(session, message) -> Invoice:
     return _row(session, message, Invoice, "invoice")
 
 
-def _invoice_context(settings, invoice: Invoice, slug: str, locale: str) -> dict:
+def _section_url(settings, session, message, section: str, path: str) -> str | None:
+    """The portal page of an invoice or quote; None when the business hides that section
+    (its pages answer 404): the notice then goes out without a link."""
+    business = session.get(Business, message.business_id)
+    return links.portal_url(settings, business.slug, path) if getattr(business, f"show_{section}") else None
+
+
+def _invoice_context(settings, session, message, invoice: Invoice, locale: str) -> dict:
     return {
         "number": invoice.number,
         "amount": money(invoice.amount_cents, invoice.currency, locale),
         "balance": money(invoice.amount_cents - invoice.amount_paid_cents, invoice.currency, locale),
         "issued_on": day(invoice.issued_on, locale),
         "due_on": day(invoice.due_on, locale),
-        "url": links.portal_url(settings, slug, f"/invoices/{invoice.public_id}"),
+        "url": _section_url(settings, session, message, "invoices", f"/invoices/{invoice.public_id}"),
     }
 
 
 @register("invoice_issued", "billing")
 def invoice_issued(session, message, settings) -> dict:
     ctx = base_context(session, message, settings)
-    ctx["invoice"] = _invoice_context(settings, _invoice(session, message), ctx["business"]["slug"], ctx["locale"])
+    ctx["invoice"] = _invoice_context(settings, session, message, _invoice(session, message), ctx["locale"])
     return ctx
 
 
@@ -248,7 +256,7 @@ def invoice_issued(session, message, settings) -> dict:
 def payment_receipt(session, message, settings) -> dict:
     ctx = base_context(session, message, settings)
     invoice = _invoice(session, message)
-    ctx["invoice"] = _invoice_context(settings, invoice, ctx["business"]["slug"], ctx["locale"])
+    ctx["invoice"] = _invoice_context(settings, session, message, invoice, ctx["locale"])
     amount = (message.params or {}).get("amount_cents")
     if not isinstance(amount, int):
         amount = invoice.amount_paid_cents
@@ -264,6 +272,6 @@ def quote_ready(session, message, settings) -> dict:
         "number": quote.number,
         "total": money(quote.total_cents, quote.currency, ctx["locale"]),
         "valid_until": day(quote.valid_until, ctx["locale"]),
-        "url": links.portal_url(settings, ctx["business"]["slug"], f"/quotes/{quote.public_id}"),
+        "url": _section_url(settings, session, message, "quotes", f"/quotes/{quote.public_id}"),
     }
     return ctx

@@ -229,3 +229,21 @@ def test_french_messages_call_a_quote_what_the_portal_calls_it(db, settings, wor
         assert "devis" not in text.lower()
     assert email.subject.startswith("Votre soumission ") and "soumission" in sms.body.lower()
     assert "vos factures et soumissions" in invitation.text
+
+
+@pytest.mark.parametrize("locale", ["en", "fr"])
+@pytest.mark.parametrize("kind, hidden", [("invoice_issued", "show_invoices"), ("payment_receipt", "show_invoices"),
+                                          ("quote_ready", "show_quotes")])
+def test_no_link_to_a_section_the_business_hides(db, settings, world, kind, hidden, locale):
+    # A hidden section's pages answer 404: its notices still go out, without a button to that 404.
+    shown, _ = compose.compose(db, message_for(db, world, kind, "email", locale), settings)
+    section = "/quotes/" if kind == "quote_ready" else "/invoices/"
+    assert section in shown.text and section in shown.html
+    setattr(world["business"], hidden, False)
+    db.flush()
+    email, _ = compose.compose(db, message_for(db, world, kind, "email", locale), settings)
+    sms, _ = compose.compose(db, message_for(db, world, kind, "sms", locale), settings)
+    for text in (email.text, email.html, sms.body):
+        assert section not in text
+    assert world["invoice"].number in email.text or world["quote"].number in email.text
+    assert 'class="button"' not in email.html and "portal:" not in email.text and "client :" not in email.text
