@@ -21,7 +21,13 @@ TITLES = {400: "Bad request", 403: "Forbidden", 404: "Page not found", 405: "Met
 
 def wants_json(request: web.Request) -> bool:
     return (request.path.startswith(("/api/", "/webhooks/", "/ops/api/"))
-            or "application/json" in request.headers.get("Accept", ""))
+            or "application/json" in request.headers.get("Accept", "")
+            or (request.path.startswith("/ops/") and _is_script(request)))
+
+
+def _is_script(request: web.Request) -> bool:
+    """An operator's script: it sends ``Authorization: Bearer $OPS_TOKEN``, a browser never does."""
+    return request.headers.get("Authorization", "").lower().startswith("bearer ")
 
 
 def error_response(request: web.Request, status: int, message: str, fields: dict | None = None) -> web.Response:
@@ -38,7 +44,8 @@ def error_response(request: web.Request, status: int, message: str, fields: dict
 
         return render_portal(request, "portal/error.html", {"status": status, "title": TITLES.get(status, "Error"),
                                                             "message": message}, status=status)
-    if status == 404:
+    if status == 404 and not request.path.startswith("/ops"):
+        # Customers' 404 (a link from an email); operators get the plain page with the reason.
         return render(request, "portal/notfound.html", {"message": message}, status=404)
     return render(request, "error.html", {"status": status, "title": TITLES.get(status, "Error"),
                                           "message": message}, status=status)

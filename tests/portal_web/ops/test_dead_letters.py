@@ -7,7 +7,7 @@ from sqlalchemy import select
 
 from portal.models import Message, MessageEvent
 from tests.factories import make_business, make_customer
-from tests.portal_web.ops.conftest import bearer, dead_letter_a_delivery
+from tests.portal_web.ops.conftest import OPS_TOKEN, bearer, dead_letter_a_delivery
 
 
 @pytest.fixture
@@ -137,3 +137,20 @@ async def test_unknown_queue_or_id_is_404(client, ops_csrf):
     assert resp.status == 404
     resp = await client.post("/ops/dead-letters/messages/abc/discard", data={"csrf": ops_csrf}, allow_redirects=False)
     assert resp.status == 404
+
+
+async def test_a_gone_dead_letter_is_explained_to_operators_not_customers(client, ops_csrf):
+    """Another operator got there first: the page says so, without the customers' 'check your email' 404."""
+    resp = await client.post("/ops/dead-letters/messages/abc/retry", data={"csrf": ops_csrf}, allow_redirects=False)
+    page = await resp.text()
+    assert resp.status == 404 and "already retried, discarded or expired" in page
+    assert "email or text message" not in page and "Page introuvable" not in page
+    resp = await client.get("/ops/dead-letters?queue=nope")
+    assert resp.status == 404 and "email or text message" not in await resp.text()
+
+
+async def test_a_script_gets_json_errors_from_the_actions(client):
+    resp = await client.post("/ops/dead-letters/messages/abc/discard",
+                             headers={"Authorization": f"Bearer {OPS_TOKEN}"})
+    assert resp.status == 404
+    assert (await resp.json())["error"].startswith("That dead letter is gone")
