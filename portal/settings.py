@@ -107,6 +107,15 @@ def _int(env: Mapping[str, str], name: str, default: int) -> int:
     return value
 
 
+def _retention_days(env: Mapping[str, str]) -> int:
+    # 0 would not mean "keep forever": the purge would delete every message, queued ones included.
+    days = _int(env, "DELIVERY_LOG_RETENTION_DAYS", 180)
+    if days < 1:
+        raise SettingsError(f"DELIVERY_LOG_RETENTION_DAYS must be at least 1 (days), "
+                            f"got {env.get('DELIVERY_LOG_RETENTION_DAYS')!r}")
+    return days
+
+
 def _bool(env: Mapping[str, str], name: str, default: bool) -> bool:
     raw = (env.get(name) or "").strip().lower()
     if raw == "":
@@ -232,7 +241,7 @@ def load_settings(env: Mapping[str, str] | None = None, *, dev: bool | None = No
         webhook_allow_private=_bool(env, "WEBHOOK_ALLOW_PRIVATE", dev),
         outbox_grace_s=_int(env, "OUTBOX_GRACE", 120),
         sending_lease_s=_int(env, "SENDING_LEASE", 300),
-        delivery_log_retention_days=_int(env, "DELIVERY_LOG_RETENTION_DAYS", 180),
+        delivery_log_retention_days=_retention_days(env),
         payment_gateway=payment_gateway,
         stripe_api_key=env.get("STRIPE_API_KEY", ""),
         stripe_api_base=_url(env, "STRIPE_API_BASE", "https://api.stripe.com", ("http", "https")),

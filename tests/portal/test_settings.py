@@ -30,7 +30,7 @@ def test_missing_setting_names_the_variable(name):
 @pytest.mark.parametrize(
     "name,value",
     [("DATABASE_URL", "mysql://x"), ("PUBLIC_BASE_URL", "ftp://x"), ("EMAIL_PROVIDER", "smtp"),
-     ("SESSION_IDLE_TIMEOUT", "soon"), ("REDIS_URL", "http://x")],
+     ("SESSION_IDLE_TIMEOUT", "soon"), ("REDIS_URL", "http://x"), ("DELIVERY_LOG_RETENTION_DAYS", "0")],
 )
 def test_malformed_setting_names_the_variable(name, value):
     with pytest.raises(SettingsError, match=name):
