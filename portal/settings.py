@@ -71,6 +71,8 @@ class Settings:
     outbox_grace_s: int = 120
     sending_lease_s: int = 300
     delivery_log_retention_days: int = 180
+    # An API Idempotency-Key is remembered this long (a day, as Stripe does), then purged.
+    idempotency_key_ttl_s: int = 24 * 3600
     # Payment gateway: "test" (built in) or "stripe".
     payment_gateway: str = "test"
     stripe_api_key: str = ""
@@ -242,6 +244,7 @@ def load_settings(env: Mapping[str, str] | None = None, *, dev: bool | None = No
         outbox_grace_s=_int(env, "OUTBOX_GRACE", 120),
         sending_lease_s=_int(env, "SENDING_LEASE", 300),
         delivery_log_retention_days=_retention_days(env),
+        idempotency_key_ttl_s=_int(env, "IDEMPOTENCY_KEY_TTL", 24 * 3600) or 1,
         payment_gateway=payment_gateway,
         stripe_api_key=env.get("STRIPE_API_KEY", ""),
         stripe_api_base=_url(env, "STRIPE_API_BASE", "https://api.stripe.com", ("http", "https")),

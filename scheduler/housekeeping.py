@@ -23,6 +23,7 @@ from portal import outbox
 from portal import redis_client as shared_redis
 from portal.db import system_session
 from portal.models import (
+    IdempotencyRecord,
     MagicLinkToken,
     Message,
     MessageEvent,
@@ -125,7 +126,8 @@ def _webhook_actor():
 
 
 def purge(session_factory: Callable[[], Session], settings, *, now: datetime | None = None) -> dict[str, int]:
-    """Delete expired sign-in material, and delivery logs older than the retention. Returns counts."""
+    """Delete expired sign-in material and API idempotency keys, and delivery logs older than
+    the retention. Returns counts."""
     now = now or utcnow()
     cutoff = now - timedelta(days=settings.delivery_log_retention_days)
     idle = now - timedelta(seconds=settings.session_idle_timeout_s)
@@ -139,6 +141,8 @@ def purge(session_factory: Callable[[], Session], settings, *, now: datetime | N
         "webhook_deliveries": _delete(session_factory, WebhookDelivery, WebhookDelivery.created_at <= cutoff,
                                       WebhookDelivery.status != "pending"),
         "reminders": _delete(session_factory, Reminder, Reminder.due_at <= cutoff, Reminder.status != "planned"),
+        "idempotency_keys": _delete(session_factory, IdempotencyRecord, IdempotencyRecord.created_at
+                                    <= now - timedelta(seconds=settings.idempotency_key_ttl_s)),
     }
     if any(counts.values()):
         log.info("purge: %s", ", ".join(f"{n} {name}" for name, n in counts.items() if n))

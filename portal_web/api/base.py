@@ -7,6 +7,7 @@ import functools
 import hashlib
 import json
 from dataclasses import dataclass, field
+from datetime import timedelta
 from typing import Awaitable, Callable
 
 from aiohttp import web
@@ -19,9 +20,10 @@ from sqlalchemy.orm import Session
 
 from portal.api_schemas import ExternalId, parse
 from portal.errors import Conflict, ValidationError
-from portal.models import Business, IdempotencyRecord
+from portal.models import Business, IdempotencyRecord, utcnow
 from portal.security import constant_time_equals, hash_token
 from portal_web.db import in_system, in_tenant
+from portal_web.keys import SETTINGS
 
 PREFIX = "/api/v1"
 REALM = 'Bearer realm="api"'
@@ -172,6 +174,8 @@ async def post_once(request: web.Request, business: Business, data: object,
 
     The record is written in the same transaction as the POST's effects, so
     either both exist or neither does. The same key with another request is 422.
+    A key is remembered for ``IDEMPOTENCY_KEY_TTL``; after that it is new again
+    (the purge deletes such records; one not purged yet is replaced here).
     """
     key = request.headers.get(IDEMPOTENCY_HEADER)
     if key is None:
@@ -181,9 +185,14 @@ async def post_once(request: web.Request, business: Business, data: object,
     if not 1 <= len(key) <= 200:
         raise ValidationError("invalid Idempotency-Key", {IDEMPOTENCY_HEADER: "1-200 characters"})
     digest = request_hash(request, data)
+    ttl = timedelta(seconds=request.app[SETTINGS].idempotency_key_ttl_s)
 
     def once(session: Session) -> tuple[int, dict, bool]:
         record = session.scalar(select(IdempotencyRecord).where(IdempotencyRecord.key == key))
+        if record is not None and record.created_at <= utcnow() - ttl:
+            session.delete(record)
+            session.flush()
+            record = None
         if record is not None:
             if record.request_hash != digest:
                 raise ValidationError("Idempotency-Key was already used with a different request",

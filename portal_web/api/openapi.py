@@ -46,7 +46,8 @@ def build(routes: list[Route]) -> dict:
             op["parameters"].append({
                 "name": IDEMPOTENCY_HEADER, "in": "header", "required": False, "schema": {"type": "string",
                                                                                          "maxLength": 200},
-                "description": "The same key and body replay the first response; another body gets 422"})
+                "description": "The same key and body replay the first response; another body gets 422. "
+                               "Keys are remembered for IDEMPOTENCY_KEY_TTL (24 hours by default)"})
         if route.body is not None:
             op["requestBody"] = {"required": route.method == "PUT",
                                  "content": {"application/json": {"schema": _ref(route.body)}}}

@@ -9,6 +9,7 @@ import workers.webhooks
 from workers import messaging
 from portal import tokens
 from portal.models import (
+    IdempotencyRecord,
     MagicLinkToken,
     Message,
     MessageEvent,
@@ -180,6 +181,22 @@ def test_purge_removes_expired_sign_in_material(db, session_factory, settings, c
     assert [s.session_hash[0] for s in db.scalars(select(PortalSession))] == ["b"]
 
 
+def test_purge_forgets_api_idempotency_keys_after_their_lifetime(db, session_factory, settings, customer, clock):
+    def record(key: str) -> IdempotencyRecord:
+        return IdempotencyRecord(business_id=customer.business_id, key=key, request_hash="h", response_status=202,
+                                 response_body="{}")
+
+    db.add(record("old"))
+    db.commit()
+    clock.move_to(T0 + timedelta(hours=1))
+    db.add(record("recent"))
+    db.commit()
+    clock.move_to(T0 + timedelta(seconds=settings.idempotency_key_ttl_s))
+    assert purge(session_factory, settings)["idempotency_keys"] == 1
+    db.expire_all()
+    assert [r.key for r in db.scalars(select(IdempotencyRecord))] == ["recent"]
+
+
 def test_purge_prunes_delivery_logs_after_the_retention(db, session_factory, settings, customer, clock):
     old = notice(db, customer, key="old")
     booking = make_booking(db, customer, starts_at=T0 + timedelta(days=1, hours=2))
@@ -204,7 +221,7 @@ def test_purge_prunes_delivery_logs_after_the_retention(db, session_factory, set
     clock.move_to(T0 + timedelta(days=settings.delivery_log_retention_days, hours=3))
     counts = purge(session_factory, settings)
     assert counts == {"tokens": 0, "sessions": 0, "messages": 1, "processed_events": 1,
-                      "webhook_deliveries": 1, "reminders": 1}
+                      "webhook_deliveries": 1, "reminders": 1, "idempotency_keys": 0}
     db.expire_all()
     assert db.scalars(select(Message.id)).all() == [recent_id]
     assert db.scalar(select(func.count()).select_from(MessageEvent).where(MessageEvent.message_id == old_id)) == 0

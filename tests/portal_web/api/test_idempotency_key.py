@@ -89,3 +89,18 @@ async def test_the_document_offers_the_key_only_where_it_replays(client):
     offered = {path for path, ops in doc["paths"].items() for op in ops.values()
                if any(p["name"] == "Idempotency-Key" for p in op.get("parameters", []))}
     assert offered == {"/api/v1/bookings/{external_id}/cancel", "/api/v1/invitations"}
+
+
+async def test_a_key_older_than_its_lifetime_is_new_again(api, db, booking, settings):
+    headers = {"Idempotency-Key": "invite-c1-old"}
+    assert (await api.post("/invitations", {"customer": "c1", "force": True}, headers=headers))[0] == 202
+    record = db.scalar(select(IdempotencyRecord))
+    record.created_at -= timedelta(seconds=settings.idempotency_key_ttl_s + 1)
+    db.commit()
+    # Not purged yet: the old record is replaced, and the request runs again instead of replaying.
+    second = await api.client.post("/api/v1/invitations", json={"customer": "c1", "force": True},
+                                   headers=api._headers(headers))
+    assert second.status == 202 and "Idempotent-Replayed" not in second.headers
+    db.expire_all()
+    assert db.scalar(select(func.count()).select_from(IdempotencyRecord)) == 1
+    assert messages(db) == 2
