@@ -75,8 +75,8 @@ async def queue_stats(r, queues: list[str], *, namespace: str = NAMESPACE, now_m
         pipe.zcard(_key(q, ".XQ", namespace=namespace))
     for w, _, _ in workers:
         for q in queues:
+            # Not its .DQ acks: delayed messages a worker holds until their time count as delayed.
             pipe.scard(_key("__acks__.", w, ".", q, namespace=namespace))
-            pipe.scard(_key("__acks__.", w, ".", q, ".DQ", namespace=namespace))
     values = iter(await pipe.execute())
     rows = []
     for q in queues:
@@ -86,7 +86,7 @@ async def queue_stats(r, queues: list[str], *, namespace: str = NAMESPACE, now_m
                      "dead": dead})
     worker_rows = []
     for w, beat, name in workers:
-        held = sum(next(values) for _ in range(2 * len(queues)))
+        held = sum(next(values) for _ in queues)
         age_s = max(now_ms - beat, 0) / 1000
         worker_rows.append({"id": w, "name": name, "last_beat_s": round(age_s, 1),
                             "alive": age_s * 1000 < HEARTBEAT_TIMEOUT_MS, "in_flight": held})

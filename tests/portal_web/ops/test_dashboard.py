@@ -54,6 +54,27 @@ async def test_queue_counts_and_workers_come_from_the_broker_layout(client, ops_
         consumer.close()
 
 
+async def test_a_delayed_message_a_worker_holds_is_delayed_not_in_flight(client, ops_csrf, redis_broker):
+    """Workers fetch delayed messages early and hold them until their time: the rows must add up."""
+    redis_broker.enqueue(delivery(40), delay=600_000)
+    WorkerRegistry().after_worker_boot(redis_broker, None)
+    consumer = redis_broker.consume(dramatiq.common.dq_name("messages"), prefetch=1, timeout=100)
+    try:
+        fetched = None
+        for _ in range(50):
+            fetched = next(consumer)
+            if fetched is not None:
+                break
+        assert fetched is not None
+        body = await (await client.get("/ops/api/queues")).json()
+        [row] = [q for q in body["queues"] if q["queue"] == "messages"]
+        assert (row["delayed"], row["in_flight"]) == (1, 0)
+        [worker] = [w for w in body["workers"] if w["id"] == redis_broker.broker_id]
+        assert worker["in_flight"] == 0
+    finally:
+        consumer.close()
+
+
 async def test_processes_that_only_enqueue_are_not_listed_as_workers(client, ops_csrf, redis_url, redis_client,
                                                                      redis_broker):
     """The web app and the scheduler beat whenever they enqueue; with no worker running, none is listed."""
