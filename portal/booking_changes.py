@@ -125,10 +125,16 @@ def can_cancel(business: Business, booking: Booking, now: datetime | None = None
 
 
 def duration_of(session: Session, booking: Booking) -> timedelta:
+    """How long the booking lasts when moved: its own length, as the business booked it
+    (a two-hour deep clean stays two hours); the service's usual duration only when the
+    booking has no length of its own."""
+    own = booking.ends_at - booking.starts_at
+    if own > timedelta(0):
+        return own
     service = session.get(Service, booking.service_id) if booking.service_id else None
     if service is not None and service.duration_minutes and service.duration_minutes > 0:
         return timedelta(minutes=service.duration_minutes)
-    return booking.ends_at - booking.starts_at
+    return timedelta(hours=1)
 
 
 def _busy(session: Session, provider_id: int, exclude_id: int, start: datetime, end: datetime):

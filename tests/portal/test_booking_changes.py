@@ -184,6 +184,21 @@ def test_reschedule_does_everything_in_one_transaction(db, session_factory, worl
     assert {"deliver_message", "deliver_webhook"} <= queued_actors(stub_broker)
 
 
+def test_a_moved_booking_keeps_its_own_length(db, session_factory, world):
+    # The service usually takes an hour; this visit was booked for two: it stays two hours long.
+    business, provider, service, customer, _ = world
+    long_visit = make_booking(db, customer, starts_at=at(4, 13), ends_at=at(4, 15), provider_id=provider.id,
+                              service_id=service.id)
+    db.commit()
+    with scoped(session_factory, business) as s:
+        slots = bc.available_slots(s, business, s.get(Booking, long_visit.id), NOW)
+        assert at(3, 15) in slots and at(3, 15, 30) not in slots  # two hours must fit before 17:00
+        bc.reschedule(s, s.get(Business, business.id), customer.id, long_visit.public_id, at(3, 15))
+        s.commit()
+    db.expire_all()
+    assert (db.get(Booking, long_visit.id).starts_at, db.get(Booking, long_visit.id).ends_at) == (at(3, 15), at(3, 17))
+
+
 def queued_actors(broker) -> set[str]:
     import dramatiq
 
