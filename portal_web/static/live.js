@@ -33,13 +33,15 @@
     if (isNaN(date.getTime())) { return iso; }
     try {
       var parts = new Intl.DateTimeFormat(config.locale, {
-        dateStyle: "full", timeStyle: "short", timeZone: config.tz
+        dateStyle: "full", timeZone: config.tz
       }).formatToParts(date);
       var french = String(config.locale).slice(0, 2) === "fr";
       // "1er décembre", as the server writes it (portal/dates.py).
-      return parts.map(function (part) {
+      var day = parts.map(function (part) {
         return french && part.type === "day" && part.value === "1" ? "1er" : part.value;
       }).join("");
+      // "<full date>, <short time>" like the server (portal_web/i18n.py), not Intl's "... at ..." / "... à ...".
+      return day + ", " + formatTime(iso);
     } catch (e) {
       return date.toLocaleString();
     }

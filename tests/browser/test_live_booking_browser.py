@@ -16,6 +16,7 @@ from portal import tokens
 from portal.businesses import rotate_api_key
 from portal.db import scope_to
 from portal.models import Booking, Business, Customer
+from portal_web.i18n import fmt_datetime
 
 GUARD_MS = 10_000  # how long to wait for the page, not a timing requirement
 
@@ -77,6 +78,7 @@ async def test_the_home_page_follows_a_booking_change(live_portal, browser):
         link = base + tokens.link_path(live_portal.slug, tokens.mint(db, jane, "signin", 900))[len(f"/{live_portal.slug}"):]
         booking = db.scalar(select(Booking).where(Booking.external_id == "bk-jane-1"))
         public_id, new_start = booking.public_id, booking.starts_at + timedelta(days=1, hours=2)
+        jane_tz = jane.timezone or business.timezone
         db.commit()
 
     page = await (await browser.new_context(locale="en-CA")).new_page()
@@ -94,4 +96,7 @@ async def test_the_home_page_follows_a_booking_change(live_portal, browser):
     await expect(page.locator("#live-banner")).to_contain_text("This booking was just updated", timeout=GUARD_MS)
     when = page.locator(f'[data-booking="{public_id}"] [data-field="when"]')
     assert datetime.fromisoformat(await when.get_attribute("datetime")) == new_start
+    # Written as the server writes it ("Thursday, December 17, 2026, 12:00 PM"), not Intl's "... at 12:00 PM".
+    expected = fmt_datetime(new_start, "en", jane_tz, "long")
+    assert " ".join((await when.inner_text()).split()) == " ".join(expected.split())
     assert await page.evaluate("window.__notReloaded") is True
