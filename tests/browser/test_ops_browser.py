@@ -8,6 +8,7 @@ with the CSRF-protected button -> sign out.
 from __future__ import annotations
 
 import math
+import os
 import re
 from datetime import datetime, timedelta, timezone
 
@@ -20,6 +21,7 @@ from portal.broker import NAMESPACE, middleware
 from portal.db import scope_to
 from portal.models import Booking, Business, Customer, Message, MessageEvent
 from portal.outbox import queue_notice
+from portal.queues import WorkerRegistry
 from tests.browser.conftest import screenshot_path
 from tests.portal_web.ops.conftest import dead_letter_a_delivery
 
@@ -77,6 +79,7 @@ async def test_ops_dashboard_while_messages_flow(live_portal, browser, redis_url
     broker = RedisBroker(url=redis_url, namespace=NAMESPACE, middleware=middleware())
     try:
         dead_letter_a_delivery(broker, 4242)
+        WorkerRegistry().after_worker_boot(broker, None)  # this broker stands for the worker from here on
         for i in range(3):
             broker.enqueue(delivery(100 + i))
         broker.enqueue(delivery(200), delay=3_600_000)
@@ -94,6 +97,7 @@ async def test_ops_dashboard_while_messages_flow(live_portal, browser, redis_url
         await expect(page.locator('#queues td[data-queue="messages"][data-field="delayed"]')).to_have_text("1")
         await expect(page.locator('#queues td[data-queue="messages"][data-field="dead"]')).to_have_text("1")
         await expect(page.locator("#workers tbody tr")).to_have_count(1)
+        await expect(page.locator("#workers tbody tr")).to_contain_text(f":{os.getpid()}")
         await expect(page.locator("#chart-hour polyline[data-series=sent]")).to_have_count(1)
         await expect(page.locator("#chart-day polyline[data-series=failed]")).to_have_count(1)
         bounced = page.locator('#by-business td[data-row="pro-home-services"][data-field="bounced"]')
