@@ -1,8 +1,9 @@
 """The provider Protocol: SendGrid, Twilio and the dev outbox all look like this.
 
 Senders raise ``portal.errors`` provider errors:
-- ``TransientProviderError`` (429/20429, 5xx, connection refused before sending): retry, honouring
-  ``retry_after`` seconds when the provider gave one;
+- ``TransientProviderError`` (429/20429, 5xx, connection refused before sending, and 401/403:
+  our credentials, not the message): retry, honouring ``retry_after`` seconds when the provider
+  gave one, then the dead-letter queue;
 - ``PermanentProviderError`` (21211, 21610, 21614, SendGrid 400): fail now, ``code`` says why;
 - ``UnknownDeliveryError`` (timeout after the request went out): don't resend, reconcile from callbacks.
 """

@@ -82,6 +82,10 @@ def _classify(exc: HTTPError):
     message = f"SendGrid {status}: {detail}"
     if status == 429 or status >= 500:
         return TransientProviderError(message, code=status, retry_after=retry_after(exc.headers))
+    if status in (401, 403):
+        # Our key is wrong or lacks a permission, not the email: retried with backoff, then
+        # dead-lettered for /ops to retry once the key is fixed (failing for good would lose it).
+        return TransientProviderError(f"{message} (check SENDGRID_API_KEY)", code=status)
     return PermanentProviderError(message, code=status)
 
 

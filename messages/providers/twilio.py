@@ -108,6 +108,10 @@ class TwilioSmsSender:
         message = f"Twilio {exc.status} error {exc.code}: {exc.msg}"
         if exc.status == 429 or exc.code == 20429 or exc.status >= 500:
             return TransientProviderError(message, code=code, retry_after=retry_after(self.http.last_headers))
+        if exc.status in (401, 403):
+            # 20003 and the like: our credentials, not the message. Retried with backoff, then
+            # dead-lettered for /ops to retry once they are fixed (failing for good would lose it).
+            return TransientProviderError(f"{message} (check TWILIO_ACCOUNT_SID / TWILIO_AUTH_TOKEN)", code=code)
         return PermanentProviderError(message, code=code)
 
     def close(self) -> None:

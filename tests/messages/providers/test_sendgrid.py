@@ -72,13 +72,22 @@ def test_email_the_sdk_cannot_build_is_permanent_and_not_sent(sender, fake_sendg
     assert fake_sendgrid.sends == []
 
 
-@pytest.mark.parametrize("status", [400, 401, 403, 413])
+@pytest.mark.parametrize("status", [400, 413])
 def test_client_errors_are_permanent(sender, fake_sendgrid, status):
     fake_sendgrid.fail(status)
     with pytest.raises(PermanentProviderError) as info:
         sender.send_email(email())
     assert info.value.code == status
     assert len(fake_sendgrid.sends) == 1
+
+
+@pytest.mark.parametrize("status", [401, 403])
+def test_a_wrong_or_limited_api_key_is_retried_not_failed(sender, fake_sendgrid, status):
+    # The email is fine; the key is not. Failing for good would lose every email sent meanwhile.
+    fake_sendgrid.fail(status)
+    with pytest.raises(TransientProviderError, match="SENDGRID_API_KEY") as info:
+        sender.send_email(email())
+    assert info.value.code == status
 
 
 def test_rate_limit_is_transient_and_honours_retry_after(sender, fake_sendgrid):

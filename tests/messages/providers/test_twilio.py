@@ -63,10 +63,11 @@ def test_invalid_number_rejected_by_twilio_itself(sender, fake_twilio):
     assert info.value.code == 21211
 
 
-def test_bad_credentials_are_permanent(fake_twilio, settings):
+def test_bad_credentials_are_retried_not_failed(fake_twilio, settings):
+    # The message is fine; the credentials are not. Failing for good would lose every text sent meanwhile.
     sender = TwilioSmsSender(fake_twilio.configure(settings).replace(twilio_auth_token="wrong"))
     try:
-        with pytest.raises(PermanentProviderError) as info:
+        with pytest.raises(TransientProviderError, match="TWILIO_AUTH_TOKEN") as info:
             sender.send_sms(sms())
     finally:
         sender.close()
