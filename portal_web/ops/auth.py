@@ -11,16 +11,19 @@ import functools
 import hashlib
 import hmac
 import json
+import logging
 import secrets
 import time
 from dataclasses import dataclass
 from urllib.parse import quote
 
 from aiohttp import web
+from redis.exceptions import RedisError
 
 from portal.security import local_path_under
 from portal_web.keys import REDIS, SETTINGS
 
+log = logging.getLogger(__name__)
 COOKIE = "ops_session"
 COOKIE_PATH = "/ops"
 OPERATOR = web.RequestKey("operator", object)
@@ -119,9 +122,26 @@ def safe_next(value: str | None) -> str:
     return "/ops"
 
 
+def needs_redis(handler):
+    """Operator sessions, sign-in throttling, queues and dead letters live in Redis: without it, a 503 that says so."""
+
+    @functools.wraps(handler)
+    async def wrapped(request: web.Request) -> web.StreamResponse:
+        try:
+            return await handler(request)
+        except RedisError as exc:
+            log.warning("ops: Redis unreachable on %s %s (%s)", request.method, request.path, exc)
+            raise web.HTTPServiceUnavailable(
+                text=f"Redis is unreachable ({type(exc).__name__}): operator sign-in, queues and dead letters "
+                     "need it. Try again once /readyz answers 200.") from None
+
+    return wrapped
+
+
 def operator_required(handler):
     """Signed-in operators only: HTML gets the sign-in page, JSON a 401."""
 
+    @needs_redis
     @functools.wraps(handler)
     async def wrapped(request: web.Request) -> web.StreamResponse:
         operator = await load_operator(request)

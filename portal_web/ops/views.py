@@ -14,7 +14,7 @@ from portal_web.forms import read_form
 from portal_web.keys import REDIS, SETTINGS
 from portal_web.ops import stats
 from portal_web.ops.auth import (
-    OPERATOR, check_csrf, close_session, count_failure, load_operator, open_session, operator_required,
+    OPERATOR, check_csrf, close_session, count_failure, load_operator, needs_redis, open_session, operator_required,
     safe_next, token_ok, too_many_failures, wants_json,
 )
 from portal_web.rendering import render
@@ -38,6 +38,7 @@ def _page(request: web.Request, template: str, context: dict, *, status: int = 2
 
 # -- sign-in --------------------------------------------------------------
 
+@needs_redis
 async def signin_form(request: web.Request) -> web.Response:
     nxt = safe_next(request.query.get("next"))
     if await load_operator(request) is not None:
@@ -45,6 +46,7 @@ async def signin_form(request: web.Request) -> web.Response:
     return render(request, "ops/signin.html", {"next": nxt, "error": ""}, status=200)
 
 
+@needs_redis
 async def signin(request: web.Request) -> web.Response:
     form = await read_form(request)
     nxt = safe_next(form.get("next"))

@@ -6,6 +6,7 @@ import hashlib
 import json
 from datetime import timedelta
 
+import redis.asyncio as aioredis
 from yarl import URL
 
 from portal.models import PortalSession, utcnow
@@ -159,3 +160,21 @@ async def test_repeated_wrong_tokens_are_throttled(client):
     resp = await client.post("/ops/signin", data={"token": OPS_TOKEN}, allow_redirects=False)
     assert resp.status == 429
     assert "ops_session" not in resp.cookies
+
+
+async def test_with_redis_unreachable_ops_says_so_with_a_503(aiohttp_client, settings, session_factory):
+    dead_redis = aioredis.from_url("redis://127.0.0.1:1/0", socket_connect_timeout=2)  # nothing listens on port 1
+    try:
+        client = await aiohttp_client(create_app(settings, session_factory=session_factory, redis_client=dead_redis))
+        resp = await client.post("/ops/signin", data={"token": OPS_TOKEN, "next": "/ops"}, allow_redirects=False)
+        assert resp.status == 503 and "Redis is unreachable" in await resp.text()
+        client.session.cookie_jar.update_cookies({"ops_session": "x"}, URL(str(client.make_url("/ops"))))
+        resp = await client.get("/ops/dead-letters", allow_redirects=False)
+        assert resp.status == 503 and "Redis is unreachable" in await resp.text()
+        for path in ("/ops/api/dead-letters", "/ops/dead-letters/messages/abc/discard"):
+            method = client.post if path.endswith("discard") else client.get
+            resp = await method(path, headers=bearer())
+            assert resp.status == 503, path
+            assert (await resp.json())["error"].startswith("Redis is unreachable")
+    finally:
+        await dead_redis.aclose()
