@@ -275,7 +275,7 @@ class QuietHours(Strict):
 
 class QuietHoursIn(QuietHours):
     """No non-urgent texts in this window; it may only grow beyond 21:00-08:00 (see messages.quiet_hours).
-    An end left out keeps its current value."""
+    An end left out keeps its current value; start and end may not both be 12:00 (the whole day)."""
 
     @model_validator(mode="after")
     def _within_limits(self):

@@ -406,6 +406,10 @@ def update_settings(session: Session, business: Business, data: SettingsIn, *,
         # Only the ends sent change, like every other setting.
         for end in data.quiet_hours.model_fields_set:
             values[f"quiet_{end}_minute"] = _minutes(getattr(data.quiet_hours, end))
+        start = values.get("quiet_start_minute", business.quiet_start_minute)
+        if start == values.get("quiet_end_minute", business.quiet_end_minute):
+            # 12:00 to 12:00: the whole day would be quiet and texts held back for ever.
+            errors["quiet_hours"] = "start and end must differ: texts need some hours to go out"
     if data.branding is not None:
         nullable = {"logo_url", "support_email", "support_phone", "help_reply"}
         for name in data.branding.model_fields_set:

@@ -264,3 +264,12 @@ async def test_quiet_hours_change_only_the_end_sent(api):
     assert (await api.put("/settings", {"quiet_hours": {}}))[1]["quiet_hours"] == {"start": "20:30", "end": "10:00"}
     status, out = await api.put("/settings", {"quiet_hours": None})
     assert status == 422 and out["fields"] == {"quiet_hours": "must not be null"}
+
+
+async def test_quiet_hours_that_would_cover_the_whole_day_are_refused(api):
+    status, out = await api.put("/settings", {"quiet_hours": {"start": "12:00", "end": "12:00"}})
+    assert status == 422 and "quiet_hours" in out["fields"]
+    assert (await api.put("/settings", {"quiet_hours": {"end": "12:00"}}))[0] == 200  # 21:00-12:00 is fine
+    status, out = await api.put("/settings", {"quiet_hours": {"start": "12:00"}})  # meets the stored end
+    assert status == 422 and "quiet_hours" in out["fields"]
+    assert (await api.get("/settings"))[1]["quiet_hours"] == {"start": "21:00", "end": "12:00"}
