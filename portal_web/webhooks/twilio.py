@@ -20,6 +20,7 @@ from twilio.twiml.messaging_response import MessagingResponse
 
 from messages.providers import feedback
 from messages.providers.twilio import NAME
+from portal import phones
 from portal.db import scope_to
 from portal.metrics import WEBHOOK_VERIFICATION_FAILURES
 from portal.models import Business, Customer, Message
@@ -160,7 +161,7 @@ def help_reply(session: Session, customers: list[Customer]) -> str:
     business: Business = customer.business
     if business.help_reply:
         return business.help_reply
-    contact = business.support_phone or business.support_email
+    contact = phones.display(business.support_phone) if business.support_phone else business.support_email
     locale = "fr" if (customer.locale or business.default_locale or "en").startswith("fr") else "en"
     suffix = (f" Help: {contact}" if locale == "en" else f" Aide : {contact}") if contact else ""
     return GENERIC_HELP[locale].format(name=business.name, contact=suffix)
