@@ -19,6 +19,7 @@ from urllib.parse import quote
 
 from aiohttp import web
 from redis.exceptions import RedisError
+from sqlalchemy.exc import OperationalError
 
 from portal.security import local_path_under
 from portal_web.keys import REDIS, SETTINGS
@@ -123,7 +124,7 @@ def safe_next(value: str | None) -> str:
 
 
 def needs_redis(handler):
-    """Operator sessions, sign-in throttling, queues and dead letters live in Redis: without it, a 503 that says so."""
+    """Redis (sessions, sign-in throttling, queues, dead letters) or the database down: a 503 that says which."""
 
     @functools.wraps(handler)
     async def wrapped(request: web.Request) -> web.StreamResponse:
@@ -134,6 +135,12 @@ def needs_redis(handler):
             raise web.HTTPServiceUnavailable(
                 text=f"Redis is unreachable ({type(exc).__name__}): operator sign-in, queues and dead letters "
                      "need it. Try again once /readyz answers 200.") from None
+        except OperationalError as exc:
+            log.warning("ops: database unreachable on %s %s (%s)", request.method, request.path,
+                        str(exc.orig).splitlines()[0])
+            raise web.HTTPServiceUnavailable(
+                text="The database is unreachable: messages, throughput and outcomes need it. "
+                     "Try again once /readyz answers 200.") from None
 
     return wrapped
 

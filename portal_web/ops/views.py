@@ -7,6 +7,7 @@ from datetime import datetime, timezone
 
 from aiohttp import web
 from redis.exceptions import RedisError
+from sqlalchemy.exc import OperationalError
 
 from portal import queues
 from portal_web.db import in_system
@@ -92,7 +93,12 @@ async def _queues(request: web.Request) -> dict:
 async def api_overview(request: web.Request) -> web.Response:
     window = _window(request, "day")
     data = await _queues(request)
-    data["outcomes"] = await in_system(request.app, lambda s: stats.outcomes(s, window))
+    try:
+        data["outcomes"] = await in_system(request.app, lambda s: stats.outcomes(s, window))
+    except OperationalError:  # the queues (Redis) still tell the operator something
+        log.warning("ops: database unreachable; overview without outcomes")
+        data["outcomes"] = {"window": window, "columns": list(stats.OUTCOMES), "channels": [], "businesses": [],
+                            "error": "Database unreachable."}
     data["generated_at"] = datetime.now(timezone.utc).isoformat()
     return web.json_response(data)
 

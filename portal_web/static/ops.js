@@ -66,7 +66,7 @@
     fill(document.querySelector("#workers tbody"), workers, "No worker has checked in.", 4);
   }
 
-  function drawOutcomes(table, rows, key, columns) {
+  function drawOutcomes(table, rows, key, columns, error) {
     var head = table.querySelector("thead");
     head.textContent = "";
     var htr = document.createElement("tr");
@@ -86,7 +86,7 @@
       });
       return tr;
     });
-    fill(table.querySelector("tbody"), trs, "No messages in this window.", columns.length + 1);
+    fill(table.querySelector("tbody"), trs, error || "No messages in this window.", columns.length + 1);
   }
 
   function el(name, attrs, text) {
@@ -142,8 +142,9 @@
     var jobs = [
       getJSON("/ops/api/overview?window=" + encodeURIComponent(window_)).then(function (data) {
         drawQueues(data);
-        drawOutcomes($("by-channel"), data.outcomes.channels, "channel", data.outcomes.columns);
-        drawOutcomes($("by-business"), data.outcomes.businesses, "business", data.outcomes.columns);
+        drawOutcomes($("by-channel"), data.outcomes.channels, "channel", data.outcomes.columns, data.outcomes.error);
+        drawOutcomes($("by-business"), data.outcomes.businesses, "business", data.outcomes.columns,
+                     data.outcomes.error);
       }),
       getJSON("/ops/api/throughput?window=hour").then(function (data) {
         drawChart($("chart-hour"), data);

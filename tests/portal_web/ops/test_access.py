@@ -9,6 +9,7 @@ from datetime import timedelta
 import redis.asyncio as aioredis
 from yarl import URL
 
+from portal.db import make_engine, make_session_factory
 from portal.models import PortalSession, utcnow
 from portal.security import new_token
 from portal_web.app import create_app
@@ -178,3 +179,21 @@ async def test_with_redis_unreachable_ops_says_so_with_a_503(aiohttp_client, set
             assert (await resp.json())["error"].startswith("Redis is unreachable")
     finally:
         await dead_redis.aclose()
+
+
+async def test_with_the_database_unreachable_ops_still_shows_the_queues(aiohttp_client, settings, aredis, tmp_path):
+    engine = make_engine(f"sqlite:///{tmp_path / 'no-such-dir' / 'portal.db'}")
+    try:
+        client = await aiohttp_client(create_app(settings, session_factory=make_session_factory(engine),
+                                                 redis_client=aredis))
+        resp = await client.get("/ops/api/overview", headers=bearer())
+        assert resp.status == 200
+        body = await resp.json()
+        assert "messages" in [q["queue"] for q in body["queues"]]
+        assert body["outcomes"]["error"] == "Database unreachable."
+        for path in ("/ops/api/throughput", "/ops/api/messages", "/ops/messages"):
+            resp = await client.get(path, headers=bearer())
+            assert resp.status == 503, path
+            assert (await resp.json())["error"].startswith("The database is unreachable")
+    finally:
+        engine.dispose()
