@@ -182,9 +182,13 @@ def disable_preference(session: Session, customer: Customer, category: str, chan
 
 
 def _preferences_changed(session: Session, customer: Customer, changed: list[dict], source: str) -> None:
-    # The booking system hears about it through the business's outbound webhook.
+    # The booking system hears about it through the business's outbound webhook, with the
+    # same body as a change made in the portal: the whole state after it, and what changed.
+    from portal.preferences import current
     from portal.webhooks_out import record_event
 
+    session.flush()
     record_event(session, customer.business_id, "customer.preferences_changed",
-                 {"customer": customer.external_id, "locale": customer.locale, "changed": changed, "source": source})
+                 {"customer": customer.external_id, "locale": customer.locale,
+                  "preferences": current(session, customer), "changed": changed, "source": source})
     events.emit(session, customer.business_id, customer.id, "preferences", {"changed": changed})

@@ -17,7 +17,7 @@ from messages.providers.twilio import TwilioSmsSender
 from portal import redis_client as portal_redis
 from portal.db import make_engine, make_session_factory, system_session
 from portal.errors import UnknownDeliveryError
-from portal.models import Business, Consent, Message, MessageEvent, ProcessedEvent, Suppression
+from portal.models import Business, Consent, Message, MessageEvent, ProcessedEvent, Suppression, WebhookDelivery
 from tests.factories import make_business, make_customer
 from portal_web.webhooks.twilio import handle_status
 from tests.fakes import inbound_sms, sign_twilio, twilio_status_callback
@@ -256,6 +256,20 @@ async def test_stop_keywords_opt_the_number_out_everywhere(client, db, settings,
         assert suppression.reason == "stop" and suppression.channel == "sms"
         consent = latest_consent(db, customer)
         assert consent.granted is False and consent.source == "sms_keyword"
+
+
+async def test_stop_tells_the_booking_system_the_whole_state_like_the_portal_does(client, db, settings, fake_twilio):
+    customer = make_customer(db, make_business(db, webhook_url="https://booking.example/hooks"), phone="+15145559872")
+    db.add(Consent(business_id=customer.business_id, customer_id=customer.id, channel="sms", granted=True,
+                   source="booking_system"))
+    db.flush()
+    assert (await fake_twilio.inbound(inbound_url(settings), from_=customer.phone, body="STOP").send(client)).status == 200
+    db.expire_all()
+    hook = db.scalar(select(WebhookDelivery).where(WebhookDelivery.business_id == customer.business_id))
+    assert hook.event_type == "customer.preferences_changed"
+    assert hook.payload["changed"] == [{"category": None, "channel": "sms", "enabled": False}]
+    prefs = hook.payload["preferences"]
+    assert prefs and all(by_channel["sms"] is False and by_channel["email"] is True for by_channel in prefs.values())
 
 
 async def test_start_opts_back_in_and_duplicates_do_nothing(client, db, settings, fake_twilio):
