@@ -281,13 +281,15 @@ def upsert_booking(session: Session, business: Business, external_id: str, data:
         if data.notify and _notice_due(booking, now):
             queue_notice(session, kind=notice, customer=refs["customer"], booking=booking,
                          key=f"booking:{booking.id}:v{booking.version}")
-    elif changed and booking.status != "scheduled":
-        cancel_reminders(session, booking, reason=f"booking {booking.status}")
+    elif changed:
+        # Completed: its reminders are cancelled; scheduled again (a completion undone): planned again.
+        plan_reminders(session, booking, business)
     if changed:
         _booking_event(session, booking)
 
     invitation = None
-    if data.invite or (created and business.auto_invite and booking.status == "scheduled"):
+    # Auto-invite, like the confirmation, only for an appointment still to come (not an import of history).
+    if data.invite or (created and business.auto_invite and _notice_due(booking, now)):
         invitation = invite(session, refs["customer"], cooldown_s=cooldown_s,
                             source="booking" if data.invite else "auto_invite")
     return Upserted(booking, created, changed, invitation)

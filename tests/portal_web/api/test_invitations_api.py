@@ -85,6 +85,18 @@ async def test_auto_invite_on_new_booking_only(api, db, customer):
     assert len(invitations(db)) == 1
 
 
+async def test_no_auto_invite_for_an_imported_past_booking(api, db, customer):
+    await api.put("/settings", {"auto_invite": True})
+    past = datetime.now(timezone.utc).replace(microsecond=0) - timedelta(days=30)
+    history = {**BOOKING, "starts_at": past.isoformat(), "ends_at": (past + timedelta(hours=1)).isoformat()}
+    status, body = await api.put("/bookings/b-old", history)
+    assert status == 201 and body.get("invitation") is None
+    assert invitations(db) == []
+    # Asked for explicitly, it is still sent.
+    status, body = await api.put("/bookings/b-old2", {**history, "invite": True})
+    assert body["invitation"]["status"] == "queued"
+
+
 async def test_skips_when_no_channel_or_portal_off(api, db):
     await api.put("/customers/c9", {"name": "No Contact"})
     status, body = await api.post("/invitations", {"customer": "c9"})
