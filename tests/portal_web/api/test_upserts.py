@@ -153,6 +153,15 @@ async def test_notify_false_and_past_bookings_send_nothing(api, db, catalogue):
     assert count(db, Reminder, status="planned") == 2  # reminders still planned for b1
 
 
+async def test_booking_marked_completed_by_mistake_and_reopened_gets_its_reminders_back(api, db, catalogue, live):
+    await api.put("/bookings/b1", booking_body())
+    await api.put("/bookings/b1", booking_body(status="completed"))
+    assert count(db, Reminder, status="planned") == 0
+    status, out = await api.put("/bookings/b1", booking_body(status="scheduled"))
+    assert status == 200 and out["status"] == "scheduled"
+    assert count(db, Reminder, status="planned") == 2
+
+
 async def test_cancel_is_idempotent(api, db, catalogue, live):
     await api.put("/bookings/b1", booking_body())
     status, out = await api.post("/bookings/b1/cancel", {"reason": "Customer called"})
