@@ -12,6 +12,7 @@ from sqlalchemy.orm import Session
 from messages import channels, ics, links, registry
 from messages.providers.base import MESSAGE_ID_ARG, Email, Sms
 from messages.render import Rendered, render
+from messages.types import portal_link
 from portal.models import Booking, Business, Customer, Message
 
 def stale_reason(session: Session, message: Message, now: datetime) -> str | None:
@@ -57,13 +58,13 @@ def calendar_attachment(session: Session, message: Message, settings, method: st
     customer = session.get(Customer, message.customer_id)
     service = booking.service.name if booking.service else None
     summary = f"{service} - {business.name}" if service else business.name
-    url = links.booking_url(settings, business.slug, booking.public_id)
+    url = portal_link(settings, business, f"/bookings/{booking.public_id}")
     data = ics.booking_ics(
         method=method,
         uid=ics.booking_uid(booking.public_id, settings.public_base_url),
         sequence=message.booking_version if message.booking_version is not None else booking.version,
         starts_at=booking.starts_at, ends_at=booking.ends_at, summary=summary,
-        description=url, location=booking.address, url=url,
+        description=url or "", location=booking.address, url=url,
         organizer_email=business.support_email or settings.sendgrid_from_email, organizer_name=business.name,
         attendee_email=customer.email, attendee_name=customer.name,
     )

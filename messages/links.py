@@ -64,9 +64,5 @@ def unsubscribe_url(settings, message) -> str:
     return f"{settings.public_base_url}/unsubscribe/{make_unsubscribe_token(settings, message)}"
 
 
-def booking_url(settings, slug: str, booking_public_id: str) -> str:
-    return f"{settings.public_base_url}/{slug}/bookings/{booking_public_id}"
-
-
 def portal_url(settings, slug: str, path: str = "") -> str:
     return f"{settings.public_base_url}/{slug}{path}"

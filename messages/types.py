@@ -12,8 +12,10 @@ composer adds ``unsubscribe_url``. Kind-specific parts:
   ``params={"previous_starts_at": iso}``.
 - ``invoice_issued`` / ``payment_receipt``: ``params={"invoice": public_id}`` (or
   ``"invoice_id": pk``; optionally ``"amount_cents"`` for the receipt);
-  ``quote_ready``: ``{"quote": public_id}`` (or ``"quote_id": pk``). Their ``url`` is
-  None when the business hides invoices / quotes in the portal.
+  ``quote_ready``: ``{"quote": public_id}`` (or ``"quote_id": pk``).
+
+Portal links (``url``, ``bookings_url``, ``portal_url``) are None when the business's portal
+is off or the page's section hidden (``portal_link``): templates then leave the link out.
 
 A context function raises ``Skip(reason)`` when the notice no longer makes sense.
 """
@@ -87,8 +89,16 @@ def business_context(settings, business: Business) -> dict:
         "on_primary": readable_on(primary),
         "support_email": business.support_email,
         "support_phone": business.support_phone,
-        "portal_url": links.portal_url(settings, business.slug),
+        "portal_url": portal_link(settings, business, ""),
     }
+
+
+def portal_link(settings, business: Business, path: str = "/", section: str | None = None) -> str | None:
+    """A portal page to link to; None when the business's portal is off or ``section``
+    (invoices, quotes) is hidden: those pages answer 404, so the message goes without the link."""
+    if not business.portal_enabled or (section and not getattr(business, f"show_{section}")):
+        return None
+    return links.portal_url(settings, business.slug, path)
 
 
 def _customer(session, message) -> Customer:
@@ -144,7 +154,7 @@ def booking_context(session, message, settings) -> dict:
         service=booking.service.name if booking.service else None,
         provider=booking.provider.name if booking.provider else None,
         address=booking.address,
-        url=links.booking_url(settings, business.slug, booking.public_id),
+        url=portal_link(settings, business, f"/bookings/{booking.public_id}"),
         cancel_reason=booking.cancel_reason,
     )
     previous = (message.params or {}).get("previous_starts_at")
@@ -206,7 +216,7 @@ def reschedule_confirmation(session, message, settings) -> dict:
 def cancellation_confirmation(session, message, settings) -> dict:
     ctx = booking_context(session, message, settings)
     # The email's button reads "my appointments": the list of what is still booked, not the cancelled one.
-    ctx["bookings_url"] = links.portal_url(settings, ctx["business"]["slug"], "/bookings")
+    ctx["bookings_url"] = portal_link(settings, session.get(Business, message.business_id), "/bookings")
     return ctx
 
 
@@ -228,10 +238,8 @@ def _invoice(session, message) -> Invoice:
 
 
 def _section_url(settings, session, message, section: str, path: str) -> str | None:
-    """The portal page of an invoice or quote; None when the business hides that section
-    (its pages answer 404): the notice then goes out without a link."""
-    business = session.get(Business, message.business_id)
-    return links.portal_url(settings, business.slug, path) if getattr(business, f"show_{section}") else None
+    """The portal page of an invoice or quote, if its section is shown (see ``portal_link``)."""
+    return portal_link(settings, session.get(Business, message.business_id), path, section)
 
 
 def _invoice_context(settings, session, message, invoice: Invoice, locale: str) -> dict:

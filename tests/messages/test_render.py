@@ -247,3 +247,23 @@ def test_no_link_to_a_section_the_business_hides(db, settings, world, kind, hidd
         assert section not in text
     assert world["invoice"].number in email.text or world["quote"].number in email.text
     assert 'class="button"' not in email.html and "portal:" not in email.text and "client :" not in email.text
+
+
+BOOKING_KINDS = ["appointment_reminder", "booking_confirmation", "reschedule_confirmation", "cancellation_confirmation"]
+
+
+@pytest.mark.parametrize("locale", ["en", "fr"])
+def test_no_portal_link_when_the_business_has_its_portal_off(db, settings, world, locale):
+    # Its portal pages answer 404 ("There is no customer portal at this address"): reminders and
+    # confirmations still go out, without a button to that 404 (nor a URL in the calendar file).
+    world["business"].portal_enabled = False
+    world["business"].show_invoices = world["business"].show_quotes = True
+    db.flush()
+    for kind in BOOKING_KINDS + ["invoice_issued", "payment_receipt", "quote_ready"]:
+        email, _ = compose.compose(db, message_for(db, world, kind, "email", locale), settings)
+        sms, _ = compose.compose(db, message_for(db, world, kind, "sms", locale), settings)
+        calendars = [a[2].decode() for a in email.attachments or []]
+        for text in (email.text, email.html, sms.body, *calendars):
+            assert f"/{world['business'].slug}/" not in text, (kind, text)
+        assert 'class="button"' not in email.html, kind
+        assert "Pro Home Services" in email.text and sms.body
