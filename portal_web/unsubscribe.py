@@ -88,7 +88,8 @@ def _context(customer: Customer, category: str, channel: str) -> dict:
              "address": _mask((customer.email if channel == "email" else customer.phone) or "", channel)}
     text = {key: value.format(**words) for key, value in TEXT[locale].items()}
     return {"locale": locale, "text": text, "business": business, "critical": category in CRITICAL_CATEGORIES,
-            "preferences_url": f"/{business.slug}/preferences"}
+            # The portal's preferences page, unless the portal is off (it would be a 404).
+            "preferences_url": f"/{business.slug}/preferences" if business.portal_enabled else None}
 
 
 def _load(session: Session, customer_id: int) -> Customer:

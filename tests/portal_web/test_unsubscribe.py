@@ -67,6 +67,19 @@ async def test_the_link_opened_again_says_it_is_done_and_points_to_preferences(c
     assert f'<a href="/{customer.business.slug}/preferences">' in html
 
 
+
+async def test_no_preferences_link_when_the_business_has_its_portal_off(client, db, settings, customer):
+    # Unsubscribing still works; the portal's preferences page would be a 404.
+    customer.business.portal_enabled = False
+    db.commit()
+    path = f"/unsubscribe/{token_for(settings, customer)}"
+    shown = await client.get(path)
+    done = await client.post(path, data="List-Unsubscribe=One-Click")
+    assert shown.status == done.status == 200
+    assert "no longer receive appointment reminders" in await done.text()
+    for html in (await shown.text(), await done.text()):
+        assert "/preferences" not in html
+
 async def test_the_confirmation_form_posts_the_same_way(client, db, settings, customer):
     path = f"/unsubscribe/{token_for(settings, customer, 'billing', 'sms')}"
     resp = await client.post(path, data={"List-Unsubscribe": "One-Click"})
