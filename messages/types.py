@@ -194,6 +194,9 @@ def signin_link(session, message, settings) -> dict:
 def invitation(session, message, settings) -> dict:
     ctx = link_context(session, message, settings, "invitation", settings.invitation_token_ttl_s)
     ctx["expires_days"] = max(1, settings.invitation_token_ttl_s // 86400)
+    business = session.get(Business, message.business_id)
+    ctx["offers"] = {"reschedule": business.allow_reschedule, "cancel": business.allow_cancel,
+                     "invoices": business.show_invoices, "quotes": business.show_quotes}
     return ctx
 
 

@@ -267,3 +267,21 @@ def test_no_portal_link_when_the_business_has_its_portal_off(db, settings, world
             assert f"/{world['business'].slug}/" not in text, (kind, text)
         assert 'class="button"' not in email.html, kind
         assert "Pro Home Services" in email.text and sms.body
+
+
+@pytest.mark.parametrize("locale, everything, quotes_only", [
+    ("en", "See your upcoming appointments, reschedule or cancel them, and find your invoices and quotes, at any time.",
+     "See your upcoming appointments, and find your quotes, at any time."),
+    ("fr", "Consultez vos prochains rendez-vous, déplacez-les ou annulez-les, et retrouvez vos factures et "
+           "soumissions, à tout moment.",
+     "Consultez vos prochains rendez-vous, et retrouvez vos soumissions, à tout moment."),
+])
+def test_the_invitation_offers_what_the_business_lets_customers_do(db, settings, world, locale, everything,
+                                                                   quotes_only):
+    email, _ = compose.compose(db, message_for(db, world, "invitation", "email", locale), settings)
+    assert everything + "\n\n" in email.text and everything in email.html
+    business = world["business"]
+    business.allow_reschedule = business.allow_cancel = business.show_invoices = False
+    db.flush()
+    email, _ = compose.compose(db, message_for(db, world, "invitation", "email", locale), settings)
+    assert quotes_only in email.text and quotes_only in email.html
