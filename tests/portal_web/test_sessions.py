@@ -191,6 +191,18 @@ async def test_dashboard_shows_own_next_bookings_and_enabled_sections(client, db
     assert (await client.get("/pro-home/dashboard")).status == 200
 
 
+
+@pytest.mark.parametrize("reschedule, cancel, label", [
+    (True, True, "Details, reschedule or cancel"), (True, False, "Details or reschedule"),
+    (False, True, "Details or cancel"), (False, False, "View booking")])
+async def test_dashboard_booking_links_offer_only_what_the_business_allows(client, db, business, jane, reschedule,
+                                                                          cancel, label):
+    business.allow_reschedule, business.allow_cancel = reschedule, cancel
+    booking = make_booking(db, jane)
+    await sign_in(client, db, jane)
+    html = await (await client.get("/pro-home/")).text()
+    assert f'<a href="/pro-home/bookings/{booking.public_id}">{label}<' in html
+
 async def test_the_customer_locale_applies_after_sign_in_and_lang_overrides(client, db, business):
     marie = make_customer(db, business, name="Marie Tremblay", email="marie@example.com", locale="fr")
     make_booking(db, marie)
