@@ -13,6 +13,7 @@ def setup(app: web.Application) -> None:
     r.add_post("/ops/signin", views.signin)
     r.add_post("/ops/signout", views.signout, name="ops_signout")
     r.add_get("/ops", views.overview, name="ops")
+    r.add_get("/ops/", views.to_overview)  # else /{slug}/ takes it: "There is no customer portal at this address"
     r.add_get("/ops/messages", views.messages_page, name="ops_messages")
     r.add_get("/ops/dead-letters", views.dead_letters_page, name="ops_dead_letters")
     r.add_post("/ops/dead-letters/{queue}/{id}/retry", views.retry, name="ops_retry")

@@ -77,6 +77,10 @@ async def signout(request: web.Request) -> web.Response:
 
 # -- overview -------------------------------------------------------------
 
+async def to_overview(request: web.Request) -> web.Response:
+    raise web.HTTPFound("/ops")
+
+
 @operator_required
 async def overview(request: web.Request) -> web.Response:
     return _page(request, "ops/overview.html", {"page": "overview", "windows": list(stats.WINDOWS)})

@@ -197,3 +197,8 @@ async def test_with_the_database_unreachable_ops_still_shows_the_queues(aiohttp_
             assert (await resp.json())["error"].startswith("The database is unreachable")
     finally:
         engine.dispose()
+
+
+async def test_ops_with_a_trailing_slash_leads_to_the_dashboard(client):
+    resp = await client.get("/ops/", allow_redirects=False)
+    assert resp.status == 302 and resp.headers["Location"] == "/ops"
