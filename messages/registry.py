@@ -56,6 +56,13 @@ def register(name: str, category: str, *, urgent: bool = False, ics: str | None 
     return decorate
 
 
+def is_urgent(name: str) -> bool:
+    """Whether a kind goes on the "urgent" queue; an unknown kind is not (its send will say why)."""
+    _load()
+    mtype = _REGISTRY.get(name)
+    return mtype is not None and mtype.urgent
+
+
 def get(name: str) -> MessageType:
     _load()
     try:

@@ -65,7 +65,7 @@ def queue_notice(
                 created.append(existing)
             continue
         add_history(session, message.business_id, message.id, "queued")
-        enqueue_after_commit(session, message.id)
+        enqueue_after_commit(session, message.id, urgent=mtype.urgent)
         created.append(message)
     return created
 
@@ -125,19 +125,24 @@ def _skipped_notice(session, mtype, customer, key, booking, params, skipped: dic
     return message
 
 
-def enqueue_after_commit(session: Session, message_id: int) -> None:
-    after_commit(session, lambda: enqueue(message_id))
+def enqueue_after_commit(session: Session, message_id: int, *, urgent: bool = False) -> None:
+    after_commit(session, lambda: enqueue(message_id, urgent=urgent))
 
 
-def enqueue(message_id: int, *, delay_ms: int | None = None) -> None:
-    """Hand a committed message to the workers. Losing this is safe: the sweeper re-enqueues."""
-    from workers.messaging import deliver_message
+def enqueue(message_id: int, *, delay_ms: int | None = None, urgent: bool = False) -> None:
+    """Hand a committed message to the workers. Losing this is safe: the sweeper re-enqueues.
 
+    Urgent messages (a sign-in link the customer is waiting for) go on the "urgent" queue,
+    which workers serve first, not behind a morning's reminders on "messages".
+    """
+    from workers.messaging import deliver_message, deliver_urgent_message
+
+    actor = deliver_urgent_message if urgent else deliver_message
     try:
         if delay_ms:
-            deliver_message.send_with_options(args=(message_id,), delay=delay_ms)
+            actor.send_with_options(args=(message_id,), delay=delay_ms)
         else:
-            deliver_message.send(message_id)
+            actor.send(message_id)
     except Exception:
         log.warning("could not enqueue message %s; the sweeper will retry", message_id, exc_info=True)
 

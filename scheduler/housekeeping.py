@@ -19,6 +19,7 @@ import redis
 from sqlalchemy import and_, delete, or_, select
 from sqlalchemy.orm import Session
 
+from messages import registry
 from portal import outbox
 from portal import redis_client as shared_redis
 from portal.db import system_session
@@ -77,14 +78,14 @@ def sweep(session_factory: Callable[[], Session], settings, *, redis_client: red
     lease = timedelta(seconds=settings.sending_lease_s)
     throttle = Throttle(redis_client if redis_client is not None else shared_redis.get(), settings.outbox_grace_s)
     with system_session(session_factory) as session:
-        lost = session.scalars(
-            select(Message.id).where(
+        lost = session.execute(
+            select(Message.id, Message.kind).where(
                 Message.status == "queued", Message.updated_at <= now - grace,
                 or_(Message.not_before.is_(None), Message.not_before <= now - grace),
             ).order_by(Message.id).limit(SWEEP_LIMIT)
         ).all()
-        stuck = session.scalars(
-            select(Message.id).where(
+        stuck = session.execute(
+            select(Message.id, Message.kind).where(
                 Message.status == "sending",
                 or_(Message.lease_until <= now,
                     and_(Message.lease_until.is_(None), Message.updated_at <= now - lease)),
@@ -98,11 +99,11 @@ def sweep(session_factory: Callable[[], Session], settings, *, redis_client: red
             ).order_by(WebhookDelivery.id).limit(SWEEP_LIMIT)
         ).all()
     counts = {"lost": 0, "stuck": 0, "webhooks": 0}
-    for kind, ids in (("lost", lost), ("stuck", stuck)):
-        for message_id in ids:
+    for what, rows in (("lost", lost), ("stuck", stuck)):
+        for message_id, kind in rows:
             if throttle.allow(f"message:{message_id}"):
-                outbox.enqueue(message_id)
-                counts[kind] += 1
+                outbox.enqueue(message_id, urgent=registry.is_urgent(kind))
+                counts[what] += 1
     actor = _webhook_actor() if hooks else None
     for delivery_id in hooks:
         if actor is not None and throttle.allow(f"webhook:{delivery_id}"):

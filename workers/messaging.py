@@ -1,4 +1,6 @@
-"""Message delivery: ``deliver_message(message_id)`` on the "messages" queue.
+"""Message delivery: ``deliver_message(message_id)`` on the "messages" queue, and
+``deliver_urgent_message`` on the "urgent" queue for kinds a customer is waiting for
+(sign-in links), served first.
 
 One attempt per run, in three steps, with no transaction open while the
 provider is called:
@@ -141,9 +143,9 @@ def _retry_when(retries: int, exc: BaseException) -> bool:
     return retries < 5  # database down and the like: Dramatiq's own backoff
 
 
-def _later(message_id: int, seconds: float) -> None:
+def _later(message_id: int, seconds: float, kind: str) -> None:
     seconds = max(1.0, min(seconds, _config.max_delay_s))
-    enqueue(message_id, delay_ms=int(seconds * 1000))
+    enqueue(message_id, delay_ms=int(seconds * 1000), urgent=registry.is_urgent(kind))
 
 
 def _live(session, business_id: int, customer_id: int | None, message_id: int, kind: str, channel: str,
@@ -237,7 +239,7 @@ def deliver(message_id: int) -> str:
             return "missing"
         if message.status == "sending" and message.lease_until is not None and message.lease_until > now:
             # Another worker holds it, or died holding it: look again when the lease ends.
-            _later(message_id, (message.lease_until - now).total_seconds() + 1)
+            _later(message_id, (message.lease_until - now).total_seconds() + 1, message.kind)
             return "sending"
         if message.status not in ("queued", "sending"):
             return message.status  # sent, failed, skipped...: a redelivered job does nothing
@@ -259,11 +261,11 @@ def deliver(message_id: int) -> str:
                     message.not_before = opens
                     record_status(session, message, "queued", f"quiet hours: waiting until {_local(opens, tz)}")
                 session.commit()
-                _later(message_id, (opens - now).total_seconds())
+                _later(message_id, (opens - now).total_seconds(), message.kind)
                 return "queued"
         if message.not_before is not None and message.not_before > now + NOT_BEFORE_SLACK:
             session.rollback()
-            _later(message_id, (message.not_before - now).total_seconds())
+            _later(message_id, (message.not_before - now).total_seconds(), message.kind)
             return "queued"
 
         try:
@@ -376,6 +378,19 @@ def mark_contact(session, message: Message, code) -> None:
         feedback.mark_email(session, message.business_id, message.recipient, "invalid", "invalid")
 
 
-@dramatiq.actor(queue_name="messages", max_retries=20, retry_when=_retry_when, time_limit=120_000)
+# Priority orders the jobs a worker process has fetched (lower first): an urgent one
+# waits for a free thread, not behind the messages fetched before it.
+URGENT_PRIORITY, NORMAL_PRIORITY = 0, 10
+
+
+@dramatiq.actor(queue_name="messages", max_retries=20, retry_when=_retry_when, time_limit=120_000,
+                priority=NORMAL_PRIORITY)
 def deliver_message(message_id: int) -> None:
+    deliver(message_id)
+
+
+@dramatiq.actor(queue_name="urgent", max_retries=20, retry_when=_retry_when, time_limit=120_000,
+                priority=URGENT_PRIORITY)
+def deliver_urgent_message(message_id: int) -> None:
+    """The same delivery for urgent kinds (sign-in links), on a queue of their own."""
     deliver(message_id)

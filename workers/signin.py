@@ -23,6 +23,7 @@ from portal.db import tenant_session
 from portal.errors import ValidationError
 from portal.models import Customer, Message
 from portal.outbox import queue_notice
+from workers.messaging import URGENT_PRIORITY
 
 log = logging.getLogger(__name__)
 
@@ -94,7 +95,7 @@ def send_signin_link(session: Session, kind: str, value: str, locale: str, reque
     return messages
 
 
-@dramatiq.actor(queue_name="messages", max_retries=3, min_backoff=1000, max_backoff=10_000)
+@dramatiq.actor(queue_name="urgent", max_retries=3, min_backoff=1000, max_backoff=10_000, priority=URGENT_PRIORITY)
 def request_signin_link(business_id: int, identifier: str, locale: str, request_id: str,
                         return_to: str | None = None) -> None:
     try:

@@ -185,9 +185,12 @@ def _done(request: web.Request, queue: str, notice: str, body: dict) -> web.Resp
     raise web.HTTPSeeOther(f"/ops/dead-letters?queue={queue}&notice={notice}")
 
 
+DELIVERY_ACTORS = ("deliver_message", "deliver_urgent_message")
+
+
 def _message_row_id(letter: queues.DeadLetter) -> int | None:
     """Our Message row behind a dead delivery, if this is one."""
-    if letter.actor == "deliver_message" and letter.args and isinstance(letter.args[0], int):
+    if letter.actor in DELIVERY_ACTORS and letter.args and isinstance(letter.args[0], int):
         return letter.args[0]
     return None
 

@@ -86,9 +86,11 @@ class LivePortal:
         with system_session(self.session_factory) as session:
             yield session
 
-    async def run_queue(self, queue: str = "messages", timeout_ms: int = 30_000) -> None:
-        """Wait until the stub worker has processed everything queued (sign-in requests, deliveries)."""
-        await asyncio.to_thread(self.broker.join, queue, timeout=timeout_ms)
+    async def run_queue(self, queues: tuple[str, ...] = ("urgent", "messages"), timeout_ms: int = 30_000) -> None:
+        """Wait until the stub worker has processed everything queued (sign-in requests and links
+        on "urgent", other deliveries on "messages")."""
+        for queue in queues:
+            await asyncio.to_thread(self.broker.join, queue, timeout=timeout_ms)
 
     def outbox(self) -> list[dict]:
         return list_outbox(self.settings.outbox_dir)

@@ -50,8 +50,8 @@ def consent_sms(session, customer, granted: bool = True, *, category=None, age_s
     return row
 
 
-def drain(broker, queue: str = "messages") -> None:
-    """Run a worker until the queue (and its delay queue) is empty, then stop it.
+def drain(broker, queues: tuple[str, ...] = ("urgent", "messages")) -> None:
+    """Run a worker until the queues (and their delay queues) are empty, then stop it.
 
     The worker starts only now, after the test's data is committed: the test
     and the worker take turns on the one connection of the rolled-back test
@@ -60,7 +60,8 @@ def drain(broker, queue: str = "messages") -> None:
     worker = dramatiq.Worker(broker, worker_timeout=20, worker_threads=1)
     worker.start()
     try:
-        broker.join(queue, fail_fast=False, timeout=30_000)
+        for queue in queues:
+            broker.join(queue, fail_fast=False, timeout=30_000)
     finally:
         worker.stop()
         # A stopped worker leaves its middleware on the broker; the next one would warn about it.

@@ -48,7 +48,7 @@ def drain_signin_requests(broker, session_factory) -> int:
     import workers.signin as signin_worker
 
     signin_worker.configure(session_factory=session_factory)
-    queue = broker.queues.get("messages")
+    queue = broker.queues.get("urgent")
     pending = []
     while queue is not None and not queue.empty():
         pending.append(queue.get_nowait())
@@ -65,7 +65,7 @@ def drain_signin_requests(broker, session_factory) -> int:
 def queued_signin_requests(broker) -> int:
     import dramatiq
 
-    queue = broker.queues.get("messages")
+    queue = broker.queues.get("urgent")
     if queue is None:
         return 0
     return sum(1 for raw in list(queue.queue) if dramatiq.Message.decode(raw).actor_name == "request_signin_link")

@@ -1,7 +1,6 @@
 """deliver_message on the StubBroker: idempotency, state re-checks, quiet hours, failure classes."""
 
 from datetime import datetime, timedelta, timezone
-from types import SimpleNamespace
 from zoneinfo import ZoneInfo
 
 import dramatiq
@@ -14,19 +13,10 @@ from portal.metrics import MESSAGES
 from portal.models import CommunicationPreference, Message, Suppression, utcnow
 from portal.outbox import enqueue, queue_notice
 from tests.factories import make_booking, make_business, make_customer, make_invoice
-from tests.messages.support import RecordingSender, consent_sms, drain
+from tests.messages.support import consent_sms, drain
 from workers import messaging
 
 TORONTO = ZoneInfo("America/Toronto")
-
-
-@pytest.fixture
-def senders(settings, session_factory, stub_broker):
-    email, sms = RecordingSender("rec-email"), RecordingSender("rec-sms")
-    messaging.configure(settings, email_sender=email, sms_sender=sms, session_factory=session_factory,
-                        backoff_base_s=0.01, max_attempts=3)
-    yield SimpleNamespace(email=email, sms=sms, broker=stub_broker)
-    messaging.reset()
 
 
 @pytest.fixture

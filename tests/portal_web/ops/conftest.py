@@ -38,18 +38,21 @@ def redis_broker(redis_url, redis_client):
     broker.close()
 
 
-def dead_letter_a_delivery(broker, message_id: int) -> None:
-    """Run a delivery that blows up on a real worker: with no retries left it lands in the DLQ."""
+def dead_letter_a_delivery(broker, message_id: int, *, urgent: bool = False) -> None:
+    """Run a delivery that blows up on a real worker: with no retries left it lands in the DLQ
+    (of "messages", or of "urgent" where sign-in links go)."""
 
     def deliver_message(message_id):
         raise RuntimeError(f"provider exploded for {message_id}")
 
-    actor = dramatiq.actor(deliver_message, broker=broker, queue_name="messages", max_retries=0)
+    queue = "urgent" if urgent else "messages"
+    actor = dramatiq.actor(deliver_message, broker=broker, queue_name=queue, max_retries=0,
+                           actor_name="deliver_urgent_message" if urgent else "deliver_message")
     worker = dramatiq.Worker(broker, worker_threads=1, worker_timeout=100)
     worker.start()
     try:
         actor.send(message_id)
-        broker.join("messages")
+        broker.join(queue)
         worker.join()
     finally:
         worker.stop()

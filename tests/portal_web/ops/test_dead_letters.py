@@ -154,3 +154,13 @@ async def test_a_script_gets_json_errors_from_the_actions(client):
                              headers={"Authorization": f"Bearer {OPS_TOKEN}"})
     assert resp.status == 404
     assert (await resp.json())["error"].startswith("That dead letter is gone")
+
+
+async def test_retrying_an_urgent_delivery_puts_its_row_back_to_queued(client, ops_csrf, redis_broker, redis_client,
+                                                                       failed_message, db):
+    dead_letter_a_delivery(redis_broker, failed_message.id, urgent=True)
+    [rid] = [m.decode() for m in redis_client.zrange("portal:urgent.XQ", 0, -1)]
+    resp = await client.post(f"/ops/dead-letters/urgent/{rid}/retry", data={"csrf": ops_csrf}, allow_redirects=False)
+    assert resp.status == 303 and redis_client.llen("portal:urgent") == 1
+    db.expire_all()
+    assert db.get(Message, failed_message.id).status == "queued"
