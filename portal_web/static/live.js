@@ -93,6 +93,7 @@
           status.textContent = (config.status_labels || {})[data.status] || data.status;
           status.setAttribute("data-status", data.status);
           status.className = "badge badge--" + data.status;
+          if (data.status !== "scheduled") { status.hidden = false; }  // the home page hides "Scheduled"
         }
         card.classList.add("is-updated");
       });

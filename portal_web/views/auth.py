@@ -38,6 +38,7 @@ from portal_web.sessions import (
     signed_in,
 )
 from portal_web.shell import SIGNIN_PATHS, load_business, negotiate_locale, render_portal, signin_path
+from portal_web.views.selfservice.bookings import STATUS_LABELS
 
 log = logging.getLogger(__name__)
 SLUG = r"{slug:[a-z0-9][a-z0-9-]{0,63}}"
@@ -243,7 +244,9 @@ def dashboard_data(db: Session, business, customer: Customer) -> dict:
 async def dashboard(request: web.Request) -> web.StreamResponse:
     # signed_in: the sign-in check and the page's reads in one database hop (as login_required would).
     data = await signed_in(request, dashboard_data)
-    return render_portal(request, "portal/dashboard.html", data)
+    # For live updates: a booking the office cancels shows its new status.
+    status_labels = {key: gettext(request[LOCALE], label) for key, label in STATUS_LABELS.items()}
+    return render_portal(request, "portal/dashboard.html", {**data, "status_labels": status_labels})
 
 
 async def business_root(request: web.Request) -> web.StreamResponse:

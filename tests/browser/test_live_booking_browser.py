@@ -100,3 +100,29 @@ async def test_the_home_page_follows_a_booking_change(live_portal, browser):
     expected = fmt_datetime(new_start, "en", jane_tz, "long")
     assert " ".join((await when.inner_text()).split()) == " ".join(expected.split())
     assert await page.evaluate("window.__notReloaded") is True
+
+
+async def test_the_home_page_shows_a_booking_the_office_cancels(live_portal, browser):
+    base = f"{live_portal.url}/{live_portal.slug}"
+    with live_portal.db() as db:
+        business = db.scalar(select(Business).where(Business.slug == live_portal.slug))
+        scope_to(db, business.id)
+        marie = db.scalar(select(Customer).where(Customer.external_id == "cust-marie"))
+        api_key = rotate_api_key(db, business)
+        link = base + tokens.link_path(live_portal.slug, tokens.mint(db, marie, "signin", 900))[len(f"/{live_portal.slug}"):]
+        public_id = db.scalar(select(Booking.public_id).where(Booking.external_id == "bk-marie-1"))
+        db.commit()
+
+    page = await (await browser.new_context(locale="fr-CA")).new_page()
+    await page.goto(link)
+    await page.get_by_role("button", name="Continuer en tant que m•••@example.com vers Pro Home Services").click()
+    await page.wait_for_url(f"{base}/")
+    await expect(page.locator("html")).to_have_attribute("data-live", "open", timeout=GUARD_MS)
+    status = page.locator(f'[data-booking="{public_id}"] [data-field="status"]')
+    await expect(status).to_be_hidden()  # a scheduled booking needs no badge here
+    async with aiohttp.ClientSession() as http:
+        resp = await http.post(f"{live_portal.url}/api/v1/bookings/bk-marie-1/cancel", json={"notify": False},
+                               headers={"Authorization": f"Bearer {api_key}"})
+        assert resp.status == 200, await resp.text()
+    await expect(status).to_have_text("Annulé", timeout=GUARD_MS)
+    await expect(status).to_be_visible()
