@@ -7,23 +7,21 @@ facts list, whose French labels ("Motif de l'annulation") left too little room f
 
 from __future__ import annotations
 
+import pytest
 from sqlalchemy import select
 
-from portal import tokens
 from portal.db import scope_to
-import pytest
-
 from portal.models import Booking, Business, Customer, Invoice, Quote
 
 
 @pytest.mark.parametrize("width", [320, 375])
 async def test_signed_in_pages_fit_a_phone_screen(live_portal, browser, width):
     base = f"{live_portal.url}/{live_portal.slug}"
+    link = live_portal.signin_link("cust-marie")
     with live_portal.db() as db:
         business = db.scalar(select(Business).where(Business.slug == live_portal.slug))
         scope_to(db, business.id)
         marie = db.scalar(select(Customer).where(Customer.external_id == "cust-marie"))
-        link = base + tokens.link_path(live_portal.slug, tokens.mint(db, marie, "signin", 900))[len(f"/{live_portal.slug}"):]
         invoices = db.scalars(select(Invoice.public_id).where(Invoice.customer_id == marie.id)).all()
         quotes = db.scalars(select(Quote.public_id).where(Quote.customer_id == marie.id)).all()
         bookings = db.scalars(select(Booking).where(Booking.customer_id == marie.id)).all()
