@@ -56,6 +56,9 @@ log = logging.getLogger(__name__)
 
 # A retried job arriving a little before ``not_before`` (clocks, rounding) is not held back again.
 NOT_BEFORE_SLACK = timedelta(seconds=2)
+# The lease of an urgent send (a sign-in link, waited for and good for minutes only): after a
+# worker crash it is tried again after about a minute, not SENDING_LEASE; a second link is harmless.
+URGENT_LEASE_S = 60
 
 
 class DeliveryFailed(Exception):
@@ -163,6 +166,16 @@ def _finish(session, message: Message, status: str, detail: str | None) -> str:
     session.commit()
     MESSAGES.labels(status=status, channel=message.channel).inc()
     return status
+
+
+def lease_s(settings, urgent: bool) -> float:
+    """How long a claimed send is left to its worker before another may try it.
+
+    It must outlast a live worker's provider call (``PROVIDER_TIMEOUT``): never under three of them.
+    """
+    if not urgent:
+        return settings.sending_lease_s
+    return min(settings.sending_lease_s, max(URGENT_LEASE_S, 3 * settings.provider_timeout_s))
 
 
 def _local(moment: datetime, tz) -> str:
@@ -284,7 +297,7 @@ def deliver(message_id: int) -> str:
         with session.no_autoflush:
             attempt = session.execute(_CLAIM, {
                 "message_id": message_id, "now": now, "locale": message.locale, "recipient": message.recipient,
-                "lease_until": now + timedelta(seconds=settings.sending_lease_s),
+                "lease_until": now + timedelta(seconds=lease_s(settings, mtype.urgent)),
             }).scalar()
         if attempt is None:
             session.rollback()  # another worker got there first (and the token minted above is dropped)
