@@ -12,6 +12,8 @@ A comment line is sent every ``HEARTBEAT_S`` so proxies keep the connection
 open and a vanished client is noticed (the write fails) and unsubscribed.
 A stream ends after ``MAX_STREAM_S``; the browser's EventSource reconnects
 on its own, which re-checks the session (a signed-out customer gets 401).
+Each event is forwarded only while the session is still live: signed out in
+another tab (or timed out), the stream ends instead.
 Streams still open at shutdown are closed so the server stops promptly.
 """
 
@@ -25,8 +27,9 @@ import weakref
 from aiohttp import web
 
 from portal.events import channel
-from portal_web.keys import BUSINESS, REDIS
-from portal_web.sessions import require_customer
+from portal_web.db import in_system
+from portal_web.keys import BUSINESS, PORTAL_SESSION, REDIS, SETTINGS
+from portal_web.sessions import require_customer, still_live
 
 log = logging.getLogger(__name__)
 
@@ -46,6 +49,7 @@ def sse(event: str | None, data: str) -> bytes:
 async def stream(request: web.Request) -> web.StreamResponse:
     customer = await require_customer(request)
     business = request[BUSINESS]
+    session_id, settings = request[PORTAL_SESSION].id, request.app[SETTINGS]
     timing = request.app.get(TIMING) or {}
     heartbeat = timing.get("heartbeat", HEARTBEAT_S)
     max_stream = timing.get("max_stream", MAX_STREAM_S)
@@ -77,6 +81,8 @@ async def stream(request: web.Request) -> web.StreamResponse:
             except (ValueError, KeyError, TypeError):
                 log.warning("ignoring a malformed live event on %s", message.get("channel"))
                 continue
+            if not await in_system(request.app, lambda db: still_live(db, session_id, settings)):
+                break  # signed out meanwhile: nothing more for this page
             await resp.write(sse(event, data))
     except ConnectionResetError:
         pass  # the browser went away

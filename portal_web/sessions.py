@@ -112,6 +112,14 @@ def lookup(db: Session, slug: str, raw: str | None, settings: Settings,
     return business, (row, customer)
 
 
+def still_live(db: Session, session_id: int, settings: Settings, now: datetime | None = None) -> bool:
+    """Whether a session is still there and within its timeouts (read only: no idle reset)."""
+    now = now or utcnow()
+    idle_cutoff = now - timedelta(seconds=settings.session_idle_timeout_s)
+    return db.scalar(select(PortalSession.id).where(PortalSession.id == session_id, PortalSession.expires_at > now,
+                                                    PortalSession.last_seen_at > idle_cutoff)) is not None
+
+
 def destroy_session(db: Session, raw: str | None) -> int:
     """Delete the row behind a cookie value (in this business); returns rows deleted."""
     if not raw or len(raw) > 128:

@@ -6,9 +6,11 @@ import asyncio
 import json
 
 import pytest
+from sqlalchemy import delete
 
 from portal import redis_client
 from portal.events import channel
+from portal.models import PortalSession
 from portal_web.app import create_app
 from portal_web.live import TIMING, sse
 from tests.factories import make_booking, make_business, make_customer, make_provider, make_service
@@ -73,6 +75,21 @@ async def test_published_event_reaches_the_stream(live_client, db, shop, aredis)
     await aredis.publish(name, json.dumps({"type": "booking_updated", "data": {"booking": "abc", "status": "cancelled"}}))
     event, data = await read_event(resp)
     assert event == "booking_updated" and json.loads(data) == {"booking": "abc", "status": "cancelled"}
+    resp.close()
+
+
+async def test_a_stream_ends_once_its_session_is_signed_out(live_client, db, shop, aredis):
+    """Signed out in another tab: the open page gets no more events (the stream ends)."""
+    business, customer, _ = shop
+    await sign_in(live_client, db, customer)
+    resp = await live_client.get(f"/{business.slug}/events", headers={"Accept": "text/event-stream"})
+    name = channel(business.id, customer.id)
+    await wait_subscribed(aredis, name)
+    db.execute(delete(PortalSession).where(PortalSession.customer_id == customer.id))
+    db.commit()
+    await aredis.publish(name, json.dumps({"type": "booking_updated", "data": {"booking": "abc"}}))
+    rest = await asyncio.wait_for(resp.content.read(), GUARD_S)
+    assert b"booking_updated" not in rest and b"abc" not in rest
     resp.close()
 
 
