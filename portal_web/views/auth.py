@@ -200,6 +200,12 @@ async def signout(request: web.Request) -> web.StreamResponse:
     return resp
 
 
+async def signout_get(request: web.Request) -> web.StreamResponse:
+    """The sign-out address typed or reloaded: a GET changes nothing (no CSRF token), so it
+    leads to the home page, whose Sign out button does it (or to sign-in, if signed out already)."""
+    raise web.HTTPSeeOther(f"/{request.match_info['slug']}/", headers={"Cache-Control": "no-store"})
+
+
 # The home page's reads, built once as Core statements on the tables: with the
 # ORM and the session's tenant criteria they cost three times as much, on the
 # page every customer opens first. They run on the session's connection, so the
@@ -262,6 +268,7 @@ def setup(app: web.Application) -> None:
     app.router.add_get(f"/{SLUG}/link/{{token}}", link_get, name="link")
     app.router.add_post(f"/{SLUG}/link/{{token}}", link_post)
     app.router.add_post(f"/{SLUG}/signout", signout, name="signout")
+    app.router.add_get(f"/{SLUG}/signout", signout_get)
     app.router.add_get(f"/{SLUG}/", dashboard, name="dashboard")
     app.router.add_get(f"/{SLUG}/dashboard", dashboard)
     app.router.add_get(f"/{SLUG}", business_root)
