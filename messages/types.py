@@ -156,6 +156,8 @@ def booking_context(session, message, settings) -> dict:
         address=booking.address,
         url=portal_link(settings, business, f"/bookings/{booking.public_id}"),
         cancel_reason=booking.cancel_reason,
+        # "View or change" only where the business lets customers change bookings online.
+        changeable=bool(business.allow_reschedule or business.allow_cancel),
     )
     previous = (message.params or {}).get("previous_starts_at")
     b["previous_when"] = None

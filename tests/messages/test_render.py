@@ -285,3 +285,18 @@ def test_the_invitation_offers_what_the_business_lets_customers_do(db, settings,
     db.flush()
     email, _ = compose.compose(db, message_for(db, world, "invitation", "email", locale), settings)
     assert quotes_only in email.text and quotes_only in email.html
+
+
+@pytest.mark.parametrize("locale, change, view", [
+    ("en", "View or change", "View your appointment:"),
+    ("fr", "Voir ou modifier", "Voir votre rendez-vous :"),
+])
+def test_booking_emails_offer_changes_only_where_the_business_allows_them(db, settings, world, locale, change, view):
+    email, _ = compose.compose(db, message_for(db, world, "appointment_reminder", "email", locale), settings)
+    assert change in email.text and change in email.html
+    world["business"].allow_reschedule = world["business"].allow_cancel = False
+    db.flush()
+    for kind in ("appointment_reminder", "booking_confirmation", "reschedule_confirmation"):
+        email, _ = compose.compose(db, message_for(db, world, kind, "email", locale), settings)
+        assert change not in email.text and change not in email.html, kind
+        assert view in email.text, kind
