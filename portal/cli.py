@@ -21,10 +21,20 @@ def _port(args) -> int:
     raw = os.environ.get("PORT")
     if raw:
         try:
-            return int(raw)
-        except ValueError:
-            raise PortalError(f"PORT must be a whole number, got {raw!r}") from None
+            return _port_number(raw)
+        except argparse.ArgumentTypeError as exc:
+            raise PortalError(f"PORT {exc}") from None
     return DEFAULT_PORT
+
+
+def _port_number(raw: str) -> int:
+    try:
+        value = int(raw)
+    except ValueError:
+        value = 0
+    if not 1 <= value <= 65535:
+        raise argparse.ArgumentTypeError(f"must be a port number from 1 to 65535, got {raw!r}")
+    return value
 
 
 def _settings():
@@ -178,18 +188,18 @@ def build_parser() -> argparse.ArgumentParser:
     sub.required = True
 
     p = sub.add_parser("dev", help="run web, worker and scheduler on embedded defaults")
-    p.add_argument("--port", type=int)
+    p.add_argument("--port", type=_port_number)
     p.add_argument("--host", default="127.0.0.1")
     p.set_defaults(func=cmd_dev)
 
     p = sub.add_parser("web", help="serve the portal, API, webhooks and /ops")
-    p.add_argument("--port", type=int)
+    p.add_argument("--port", type=_port_number)
     p.add_argument("--host", default="0.0.0.0")
     p.set_defaults(func=cmd_web)
 
     p = sub.add_parser("worker", help="run the Dramatiq workers")
-    p.add_argument("--processes", type=int)
-    p.add_argument("--threads", type=int)
+    p.add_argument("--processes", type=_positive_int)
+    p.add_argument("--threads", type=_positive_int)
     p.set_defaults(func=cmd_worker)
 
     sub.add_parser("scheduler", help="plan and enqueue due reminders, housekeeping").set_defaults(func=cmd_scheduler)

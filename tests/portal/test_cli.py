@@ -60,3 +60,19 @@ def test_port_must_be_a_number(monkeypatch, capsys):
     monkeypatch.setenv("PORT", "eighty")
     assert main(["web"]) != 0
     assert "PORT" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("argv", [["web", "--port", "99999"], ["dev", "--port", "0"], ["worker", "--processes", "-1"],
+                                  ["worker", "--threads", "0"]])
+def test_out_of_range_numbers_are_usage_errors(argv, capsys):
+    with pytest.raises(SystemExit) as exit_:
+        main(argv)
+    assert exit_.value.code == 2
+    err = capsys.readouterr().err
+    assert "error: argument --" in err and "Traceback" not in err
+
+
+def test_port_from_the_environment_must_be_a_port_number(monkeypatch, capsys):
+    monkeypatch.setenv("PORT", "99999")
+    assert main(["web"]) != 0
+    assert "PORT must be a port number from 1 to 65535" in capsys.readouterr().err
