@@ -17,6 +17,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, CollectorRegistry, 
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
 from redis.exceptions import RedisError
+from sqlalchemy.exc import OperationalError
 
 from portal import queues
 from portal_web.db import in_system
@@ -75,14 +76,17 @@ async def metrics(request: web.Request) -> web.Response:
         return web.Response(status=401, text="Bearer OPS_TOKEN required\n",
                             headers={"WWW-Authenticate": 'Bearer realm="metrics"'})
     counts = queue_rows = None
+    # A scrape still reports what it can; an outage is one line per scrape, not a traceback.
     try:
         counts = await in_system(request.app, stats.message_counts)
-    except Exception:  # a scrape still reports what it can
+    except OperationalError as exc:
+        log.warning("metrics: database unreachable, no message counts (%s)", str(exc.orig).splitlines()[0])
+    except Exception:
         log.warning("metrics: could not count messages", exc_info=True)
     try:
         queue_rows = (await queues.queue_stats(request.app[REDIS], queues.known_queues()))["queues"]
-    except RedisError:
-        log.warning("metrics: could not read the queues", exc_info=True)
+    except RedisError as exc:
+        log.warning("metrics: Redis unreachable, no queue depths (%s)", exc)
     snapshot = CollectorRegistry(auto_describe=True)
     snapshot.register(Snapshot(counts, queue_rows))
     body = generate_latest(process_registry()) + generate_latest(snapshot)

@@ -181,7 +181,8 @@ async def test_with_redis_unreachable_ops_says_so_with_a_503(aiohttp_client, set
         await dead_redis.aclose()
 
 
-async def test_with_the_database_unreachable_ops_still_shows_the_queues(aiohttp_client, settings, aredis, tmp_path):
+async def test_with_the_database_unreachable_ops_still_shows_the_queues(aiohttp_client, settings, aredis, tmp_path,
+                                                                         caplog):
     engine = make_engine(f"sqlite:///{tmp_path / 'no-such-dir' / 'portal.db'}")
     try:
         client = await aiohttp_client(create_app(settings, session_factory=make_session_factory(engine),
@@ -195,6 +196,11 @@ async def test_with_the_database_unreachable_ops_still_shows_the_queues(aiohttp_
             resp = await client.get(path, headers=bearer())
             assert resp.status == 503, path
             assert (await resp.json())["error"].startswith("The database is unreachable")
+        caplog.clear()
+        resp = await client.get("/metrics", headers=bearer())
+        assert resp.status == 200 and "portal_queue_messages{" in await resp.text()
+        assert "portal_messages_current{" not in await resp.text()
+        assert [r.exc_info for r in caplog.records if r.name == "portal_web.ops.metrics_view"] == [None]
     finally:
         engine.dispose()
 
