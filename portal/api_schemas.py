@@ -515,6 +515,23 @@ class MessageList(Out):
     messages: list[MessageOut]
 
 
+class WebhookDeliveryOut(Out):
+    event_id: str = Field(description="The body's id: receivers deduplicate on it")
+    type: str
+    status: Literal["pending", "delivered", "failed"]
+    attempts: int = Field(description="Attempts in the current round")
+    last_status_code: int | None = Field(description="Your endpoint's answer to the last attempt")
+    last_error: str | None
+    created_at: datetime
+    next_attempt_at: datetime | None
+    delivered_at: datetime | None
+    data: dict[str, Any] = Field(description="The event's data, as posted")
+
+
+class WebhookDeliveryList(Out):
+    deliveries: list[WebhookDeliveryOut]
+
+
 class ErrorOut(BaseModel):
     error: str
     fields: dict[str, str] | None = None

@@ -27,6 +27,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from portal.db import after_commit
+from portal.errors import Conflict, NotFound
 from portal.models import Business, WebhookDelivery, utcnow
 
 log = logging.getLogger(__name__)
@@ -89,6 +90,27 @@ def redeliver_overdue(session: Session, *, grace_s: int = 600, limit: int = 500)
     for delivery_id in ids:
         enqueue(delivery_id)
     return len(ids)
+
+
+def redeliver(session: Session, business_id: int, event_id: str) -> WebhookDelivery:
+    """Send an event again because the booking system asks (it missed it, or its endpoint was
+    down past the last retry): a new round of attempts, to the business's current webhook URL,
+    with the same body and id. A delivery still pending is left to its round."""
+    delivery = session.scalar(select(WebhookDelivery).where(WebhookDelivery.business_id == business_id,
+                                                           WebhookDelivery.event_id == event_id).with_for_update())
+    if delivery is None:
+        raise NotFound("unknown webhook event")
+    if delivery.status == "pending":
+        return delivery
+    url = session.scalar(select(Business.webhook_url).where(Business.id == business_id))
+    if not url:
+        raise Conflict("no webhook URL is set (PUT /api/v1/settings with webhook_url first)")
+    delivery.url, delivery.status, delivery.attempts = url, "pending", 0
+    delivery.next_attempt_at, delivery.delivered_at = utcnow(), None
+    session.flush()
+    delivery_id = delivery.id
+    after_commit(session, lambda: enqueue(delivery_id))
+    return delivery
 
 
 def body_for(delivery: WebhookDelivery) -> bytes:

@@ -6,6 +6,7 @@ from aiohttp import web
 
 from portal_web.api.base import PREFIX, Route
 from portal_web.api.openapi import build
+from portal_web.api.deliveries import ROUTES as DELIVERY_ROUTES
 from portal_web.api.resources import ROUTES
 
 DOC_KEY = web.AppKey("api_openapi", dict)
@@ -16,7 +17,7 @@ async def openapi_json(request: web.Request) -> web.Response:
 
 
 def routes() -> list[Route]:
-    return [*ROUTES, Route("GET", "/openapi.json", openapi_json, "This document", None, public=True, tag="meta")]
+    return [*ROUTES, *DELIVERY_ROUTES, Route("GET", "/openapi.json", openapi_json, "This document", None, public=True, tag="meta")]
 
 
 def setup(app: web.Application) -> None:
