@@ -23,6 +23,7 @@ from sqlalchemy.exc import OperationalError
 
 from portal.security import local_path_under
 from portal_web.keys import REDIS, SETTINGS
+from portal_web.ratelimit import client_ip
 
 log = logging.getLogger(__name__)
 COOKIE = "ops_session"
@@ -98,7 +99,8 @@ async def close_session(request: web.Request, response: web.StreamResponse) -> N
 
 
 def client_address(request: web.Request) -> str:
-    return request.remote or "unknown"
+    # Behind a load balancer the peer is the balancer: one guesser would lock every operator out.
+    return client_ip(request, request.app[SETTINGS].trusted_proxy_hops)
 
 
 async def too_many_failures(request: web.Request) -> bool:

@@ -163,6 +163,18 @@ async def test_repeated_wrong_tokens_are_throttled(client):
     assert "ops_session" not in resp.cookies
 
 
+async def test_behind_a_proxy_the_throttle_counts_each_client_not_the_proxy(aiohttp_client, settings,
+                                                                            session_factory, aredis):
+    app = create_app(settings.replace(trusted_proxy_hops=1), session_factory=session_factory, redis_client=aredis)
+    client = await aiohttp_client(app)
+    guesser, operator = {"X-Forwarded-For": "203.0.113.7"}, {"X-Forwarded-For": "198.51.100.2"}
+    for _ in range(MAX_FAILURES):
+        assert (await client.post("/ops/signin", data={"token": "guess"}, headers=guesser)).status == 403
+    assert (await client.post("/ops/signin", data={"token": OPS_TOKEN}, headers=guesser)).status == 429
+    resp = await client.post("/ops/signin", data={"token": OPS_TOKEN}, headers=operator, allow_redirects=False)
+    assert resp.status == 302 and "ops_session" in resp.cookies
+
+
 async def test_with_redis_unreachable_ops_says_so_with_a_503(aiohttp_client, settings, session_factory):
     dead_redis = aioredis.from_url("redis://127.0.0.1:1/0", socket_connect_timeout=2)  # nothing listens on port 1
     try:
