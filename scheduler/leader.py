@@ -21,6 +21,7 @@ log = logging.getLogger(__name__)
 
 LOCK_NAME = "portal:scheduler:leader"
 LOCK_TTL_S = 30
+STATUS_KEY = "portal:scheduler:last"  # hash: job -> {"at", "by", "result"}, written by the leader, read by /ops
 
 
 class Leader:

@@ -27,12 +27,10 @@ from sqlalchemy.exc import OperationalError
 from portal.errors import PortalError
 from portal.models import utcnow
 from scheduler.housekeeping import purge, sweep
-from scheduler.leader import LOCK_TTL_S, Leader
+from scheduler.leader import LOCK_TTL_S, STATUS_KEY, Leader
 from scheduler.reminders import scan_due
 
 log = logging.getLogger(__name__)
-
-STATUS_KEY = "portal:scheduler:last"  # hash: job -> {"at", "by", "result"}, for /ops
 
 
 class SchedulerService:

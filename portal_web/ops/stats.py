@@ -12,7 +12,7 @@ from sqlalchemy import Integer, and_, case, cast, func, or_, select
 from sqlalchemy.orm import Session, selectinload
 
 from portal import phones
-from portal.models import Business, Customer, Message
+from portal.models import Business, Customer, Message, WebhookDelivery
 from portal.outbox import record_status
 
 # window name -> (span, bucket) in seconds: an hour by minute, a day by 5 minutes.
@@ -102,6 +102,26 @@ def outcomes(session: Session, window: str, now: datetime | None = None) -> dict
     )
     channels = [{"channel": ch, **counts} for ch, counts in sorted(by_channel.items())]
     return {"window": window, "columns": list(OUTCOMES), "channels": channels, "businesses": businesses[:50]}
+
+
+RECENT_FAILURES = 10
+
+
+def webhooks(session: Session, now: datetime | None = None) -> dict:
+    """Outbound webhooks to the booking systems: how many wait for a retry, how many gave up
+    in the last day, and the latest failures with their reason (a business's endpoint down)."""
+    since = (now or datetime.now(timezone.utc)) - timedelta(days=1)
+    pending = session.scalar(select(func.count()).select_from(WebhookDelivery)
+                             .where(WebhookDelivery.status == "pending")) or 0
+    failed = session.scalar(select(func.count()).select_from(WebhookDelivery)
+                            .where(WebhookDelivery.status == "failed", WebhookDelivery.created_at >= since)) or 0
+    rows = session.execute(
+        select(WebhookDelivery, Business.slug).join(Business, Business.id == WebhookDelivery.business_id)
+        .where(WebhookDelivery.status == "failed").order_by(WebhookDelivery.id.desc()).limit(RECENT_FAILURES)).all()
+    return {"pending": pending, "failed_last_day": failed, "recent_failures": [
+        {"business": slug, "event_id": d.event_id, "type": d.event_type, "attempts": d.attempts,
+         "error": d.last_error or (f"HTTP {d.last_status_code}" if d.last_status_code else ""),
+         "created_at": d.created_at.isoformat()} for d, slug in rows]}
 
 
 def message_counts(session: Session) -> list[tuple[str, str, int]]:

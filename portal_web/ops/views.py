@@ -13,7 +13,7 @@ from portal import queues
 from portal_web.db import in_system
 from portal_web.forms import read_form
 from portal_web.keys import REDIS, SETTINGS
-from portal_web.ops import stats
+from portal_web.ops import scheduler_state, stats
 from portal_web.ops.auth import (
     OPERATOR, check_csrf, close_session, count_failure, load_operator, needs_redis, open_session, operator_required,
     safe_next, token_ok, too_many_failures, wants_json,
@@ -102,6 +102,16 @@ async def api_overview(request: web.Request) -> web.Response:
     except OperationalError:  # the queues (Redis) still tell the operator something
         log.warning("ops: database unreachable; overview without outcomes")
         data["outcomes"] = {"window": window, "columns": list(stats.OUTCOMES), "channels": [], "businesses": [],
+                            "error": "Database unreachable."}
+    try:
+        data["scheduler"] = await scheduler_state.read(request.app[REDIS])
+    except RedisError as exc:
+        data["scheduler"] = {"leader": None, "jobs": [], "late": True,
+                             "error": f"Redis unreachable ({type(exc).__name__})"}
+    try:
+        data["webhooks"] = await in_system(request.app, stats.webhooks)
+    except OperationalError:
+        data["webhooks"] = {"pending": None, "failed_last_day": None, "recent_failures": [],
                             "error": "Database unreachable."}
     data["generated_at"] = datetime.now(timezone.utc).isoformat()
     return web.json_response(data)

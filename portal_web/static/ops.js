@@ -66,6 +66,44 @@
     fill(document.querySelector("#workers tbody"), workers, "No worker has checked in.", 4);
   }
 
+  function ago(seconds) {
+    if (seconds === null || seconds === undefined) { return "never"; }
+    return seconds < 120 ? seconds.toFixed(0) + " s ago" : (seconds / 60).toFixed(0) + " min ago";
+  }
+
+  function drawScheduler(data) {
+    var s = data.scheduler;
+    var lead = $("scheduler-leader");
+    lead.textContent = s.error ? s.error : (s.leader ? "Active: " + s.leader : "No active scheduler");
+    lead.className = s.late ? "warn" : "";
+    if (s.late && !s.error) { lead.textContent += " · reminders are not being sent (no due-scan in the last minute)"; }
+    var rows = s.jobs.map(function (j) {
+      var tr = document.createElement("tr");
+      cell(tr, j.job);
+      cell(tr, ago(j.age_s), "num", { "data-job": j.job });
+      cell(tr, j.result === null || j.result === undefined ? "" : JSON.stringify(j.result));
+      return tr;
+    });
+    fill(document.querySelector("#scheduler tbody"), rows, s.error || "No job has run.", 3);
+  }
+
+  function drawWebhooks(data) {
+    var w = data.webhooks;
+    var counts = $("webhook-counts");
+    counts.textContent = w.error ? w.error :
+      w.pending + " waiting for a retry · " + w.failed_last_day + " gave up in the last day";
+    counts.className = w.failed_last_day > 0 ? "warn" : "";
+    var rows = w.recent_failures.map(function (f) {
+      var tr = document.createElement("tr");
+      cell(tr, f.business);
+      cell(tr, f.type, "", { title: f.event_id });
+      cell(tr, String(f.attempts), "num");
+      cell(tr, f.error);
+      return tr;
+    });
+    fill(document.querySelector("#webhook-failures tbody"), rows, w.error || "No failed deliveries.", 4);
+  }
+
   function drawOutcomes(table, rows, key, columns, error) {
     var head = table.querySelector("thead");
     head.textContent = "";
@@ -142,6 +180,8 @@
     var jobs = [
       getJSON("/ops/api/overview?window=" + encodeURIComponent(window_)).then(function (data) {
         drawQueues(data);
+        drawScheduler(data);
+        drawWebhooks(data);
         drawOutcomes($("by-channel"), data.outcomes.channels, "channel", data.outcomes.columns, data.outcomes.error);
         drawOutcomes($("by-business"), data.outcomes.businesses, "business", data.outcomes.columns,
                      data.outcomes.error);

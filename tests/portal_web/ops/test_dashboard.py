@@ -236,3 +236,49 @@ async def test_overview_page_and_json(client, ops_csrf):
     assert body["outcomes"]["columns"] == ["queued", "sent", "delivered", "bounced", "failed", "skipped", "unknown"]
     js = await client.get("/static/ops.js")
     assert js.status == 200
+
+
+async def test_the_overview_says_whether_a_scheduler_runs(client, ops_csrf, redis_client):
+    import json
+
+    from scheduler.leader import LOCK_NAME, STATUS_KEY
+
+    body = await (await client.get("/ops/api/overview")).json()
+    assert body["scheduler"]["leader"] is None and body["scheduler"]["late"] is True  # none has ever run
+    now = datetime.now(timezone.utc)
+    redis_client.set(LOCK_NAME, "host:42:abcd1234")
+    redis_client.hset(STATUS_KEY, "scan", json.dumps({"at": (now - timedelta(seconds=3)).isoformat(),
+                                                      "by": "host:42:abcd1234", "result": {"enqueued": 2}}))
+    try:
+        scheduler = (await (await client.get("/ops/api/overview")).json())["scheduler"]
+        assert scheduler["leader"] == "host:42:abcd1234" and scheduler["late"] is False
+        scan = scheduler["jobs"][0]
+        assert scan["job"] == "scan" and scan["result"] == {"enqueued": 2} and 0 <= scan["age_s"] < 60
+        # The leader died a while ago: its last scan is old (the lock would have expired too).
+        redis_client.hset(STATUS_KEY, "scan", json.dumps({"at": (now - timedelta(minutes=5)).isoformat(),
+                                                          "by": "host:42:abcd1234", "result": {}}))
+        assert (await (await client.get("/ops/api/overview")).json())["scheduler"]["late"] is True
+    finally:
+        redis_client.delete(LOCK_NAME, STATUS_KEY)
+    page = await (await client.get("/ops")).text()
+    assert 'id="scheduler"' in page and 'id="webhook-failures"' in page
+
+
+async def test_the_overview_shows_failed_webhook_deliveries(client, ops_csrf, db):
+    from portal.models import WebhookDelivery
+
+    business = make_business(db, slug="acme-hooks")
+    db.add_all([
+        WebhookDelivery(business_id=business.id, event_id="evt_f", event_type="booking.cancelled", payload={},
+                        url="https://acme.example/hooks", status="failed", attempts=8,
+                        last_error="ConnectionError: refused (gave up after 8 attempts)"),
+        WebhookDelivery(business_id=business.id, event_id="evt_p", event_type="quote.approved", payload={},
+                        url="https://acme.example/hooks", status="pending", attempts=2),
+    ])
+    db.commit()
+    hooks = (await (await client.get("/ops/api/overview")).json())["webhooks"]
+    assert hooks["pending"] == 1 and hooks["failed_last_day"] == 1
+    assert hooks["recent_failures"] == [{
+        "business": "acme-hooks", "event_id": "evt_f", "type": "booking.cancelled", "attempts": 8,
+        "error": "ConnectionError: refused (gave up after 8 attempts)",
+        "created_at": hooks["recent_failures"][0]["created_at"]}]
