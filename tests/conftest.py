@@ -126,7 +126,14 @@ def stub_broker():
     import workers  # noqa: F401  (declares the actors on the stub broker)
 
     broker = dramatiq.get_broker()
-    broker.flush_all()
+    # Empty and settled, not just flushed: a worker stopped while holding a prefetched message
+    # leaves it counted as unfinished (the stub consumer cannot requeue it), and every later
+    # join() on that queue would wait for it until its timeout.
+    for queue in broker.queues.values():
+        with queue.mutex:
+            queue.queue.clear()
+            queue.unfinished_tasks = 0
+            queue.all_tasks_done.notify_all()
     broker.dead_letters_by_queue.clear()
     return broker
 

@@ -7,7 +7,7 @@ preferences (reminder emails off, reminder texts on) -> the next reminder goes b
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import datetime
 
 import aiohttp
 from playwright.async_api import expect
@@ -19,15 +19,10 @@ from portal.db import scope_to
 from portal.models import Booking, Business, Consent, Customer, Message, Reminder
 from scheduler.reminders import handle_reminder
 from tests.browser.conftest import screenshot_path
+from tests.messages.support import daytime_zone
 
 DESKTOP = {"width": 1100, "height": 800}
 GUARD_MS = 10_000  # how long to wait for the page, not a timing requirement
-
-
-def daytime_zone() -> str:
-    """A fixed-offset zone where it is about 14:00 now, so quiet hours never hold the SMS back."""
-    offset = ((14 - datetime.now(timezone.utc).hour + 12) % 24) - 12
-    return f"Etc/GMT{-offset:+d}"  # Etc/GMT-5 is UTC+5
 
 
 async def test_reschedule_live_update_and_preferences(live_portal, browser):

@@ -12,7 +12,7 @@ from messages.providers import factory
 from portal.models import Message, Suppression
 from portal.outbox import enqueue, queue_notice
 from tests.factories import make_booking, make_business, make_customer
-from tests.messages.support import consent_sms, drain
+from tests.messages.support import consent_sms, daytime_zone, drain
 from workers import messaging
 
 
@@ -24,7 +24,8 @@ def settings(settings, fake_twilio, fake_sendgrid):
 
 @pytest.fixture
 def customer(db):
-    customer = make_customer(db, make_business(db, name="Pro Home Services"), locale="fr")
+    # Texts go out at once at any hour the suite runs: quiet hours are tested in test_messaging.
+    customer = make_customer(db, make_business(db, name="Pro Home Services"), locale="fr", timezone=daytime_zone())
     consent_sms(db, customer)
     return customer
 
