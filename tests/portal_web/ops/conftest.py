@@ -56,3 +56,12 @@ def dead_letter_a_delivery(broker, message_id: int, *, urgent: bool = False) -> 
         worker.join()
     finally:
         worker.stop()
+
+
+def next_message(consumer, tries: int = 50):
+    """The consumer's next message (it backs off while the queue looks empty), or fail."""
+    for _ in range(tries):
+        fetched = next(consumer)
+        if fetched is not None:
+            return fetched
+    raise AssertionError("no message was handed out")

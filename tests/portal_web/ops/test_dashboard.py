@@ -15,7 +15,7 @@ from portal.models import Message, MessageEvent
 from portal.queues import WorkerRegistry
 from portal_web.ops import stats
 from tests.factories import make_business, make_customer
-from tests.portal_web.ops.conftest import bearer, dead_letter_a_delivery
+from tests.portal_web.ops.conftest import bearer, dead_letter_a_delivery, next_message
 
 
 def delivery(message_id: int) -> dramatiq.Message:
@@ -32,12 +32,7 @@ async def test_queue_counts_and_workers_come_from_the_broker_layout(client, ops_
     WorkerRegistry().after_worker_boot(redis_broker, None)  # the consumer below stands for a worker process
     consumer = redis_broker.consume("messages", prefetch=1, timeout=100)
     try:
-        fetched = None
-        for _ in range(50):  # the consumer backs off while empty
-            fetched = next(consumer)
-            if fetched is not None:
-                break
-        assert fetched is not None  # ...one of them now in flight
+        fetched = next_message(consumer)  # ...one of them now in flight
 
         resp = await client.get("/ops/api/queues")
         assert resp.status == 200
@@ -60,12 +55,7 @@ async def test_a_delayed_message_a_worker_holds_is_delayed_not_in_flight(client,
     WorkerRegistry().after_worker_boot(redis_broker, None)
     consumer = redis_broker.consume(dramatiq.common.dq_name("messages"), prefetch=1, timeout=100)
     try:
-        fetched = None
-        for _ in range(50):
-            fetched = next(consumer)
-            if fetched is not None:
-                break
-        assert fetched is not None
+        fetched = next_message(consumer)
         body = await (await client.get("/ops/api/queues")).json()
         [row] = [q for q in body["queues"] if q["queue"] == "messages"]
         assert (row["delayed"], row["in_flight"]) == (1, 0)

@@ -7,7 +7,7 @@ from sqlalchemy import select
 
 from portal.models import Message, MessageEvent
 from tests.factories import make_business, make_customer
-from tests.portal_web.ops.conftest import OPS_TOKEN, bearer, dead_letter_a_delivery
+from tests.portal_web.ops.conftest import OPS_TOKEN, bearer, dead_letter_a_delivery, next_message
 
 
 @pytest.fixture
@@ -81,12 +81,7 @@ async def test_retry_puts_the_message_back_on_its_queue_and_the_row_back_to_queu
     # The broker hands it out again, as a fresh attempt with the same arguments.
     consumer = redis_broker.consume("messages", timeout=100)
     try:
-        fetched = None
-        for _ in range(50):
-            fetched = next(consumer)
-            if fetched is not None:
-                break
-        assert fetched is not None
+        fetched = next_message(consumer)
         assert fetched.actor_name == "deliver_message"
         assert fetched.args == (failed_message.id,)
         assert fetched.options["redis_message_id"] != rid
