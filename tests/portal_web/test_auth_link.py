@@ -6,7 +6,6 @@ import threading
 from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime, timedelta, timezone
 
-import pytest
 import time_machine
 from prometheus_client import REGISTRY
 from sqlalchemy import delete, func, select
@@ -17,16 +16,6 @@ from portal.models import Business, MagicLinkToken, PortalSession
 from portal_web.sessions import COOKIE, create_session
 from tests.factories import make_business, make_customer
 from tests.portal_web.signin_support import csrf_from, mint_link
-
-
-@pytest.fixture
-def business(db):
-    return make_business(db, slug="pro-home", name="Pro Home Services")
-
-
-@pytest.fixture
-def jane(db, business):
-    return make_customer(db, business, name="Jane Doe", email="jane.doe@example.com")
 
 
 def session_count(db, customer=None) -> int:

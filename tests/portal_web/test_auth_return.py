@@ -15,7 +15,7 @@ from sqlalchemy import select
 from messages import compose
 from portal import tokens
 from portal.models import Message
-from tests.factories import make_booking, make_business, make_customer
+from tests.factories import make_booking
 from tests.portal_web.signin_support import csrf_from, drain_signin_requests
 
 LINK_RE = re.compile(r"https?://[^\s\"<]+/link/[^\s\"<]+")
@@ -53,16 +53,6 @@ def test_the_link_carries_a_safe_return_path_only():
     assert tokens.link_path("pro-home", "tok", "/pro-home/bookings/a?b=c") == (
         "/pro-home/link/tok?next=/pro-home/bookings/a%3Fb%3Dc")
     assert tokens.link_path("pro-home", "tok", "https://evil.example/") == "/pro-home/link/tok"
-
-
-@pytest.fixture
-def business(db):
-    return make_business(db, slug="pro-home", name="Pro Home Services")
-
-
-@pytest.fixture
-def jane(db, business):
-    return make_customer(db, business, name="Jane Doe", email="jane.doe@example.com")
 
 
 async def test_signed_out_visitor_of_a_booking_lands_on_it_after_signing_in(

@@ -12,22 +12,17 @@ from messages.links import unsubscribe_token
 from messages.providers.base import MESSAGE_ID_ARG
 from portal.models import Booking, CommunicationPreference, Message, ProcessedEvent, Suppression
 from tests.factories import make_booking, make_business, make_customer
-from tests.fakes import sendgrid_keypair, sign_sendgrid_events, sign_twilio
+from tests.fakes import sign_sendgrid_events, sign_twilio
+from tests.portal_web.conftest import TWILIO_TOKEN, with_webhook_secrets
 from tests.portal_web.signin_support import sign_in
 
 FORM = {"Content-Type": "application/x-www-form-urlencoded"}
 OPS_TOKEN = "test-ops-token-0123456789"  # tests/conftest.py settings.ops_token
-TWILIO_TOKEN = "malformed-twilio-token-0123456789"
-
-
-@pytest.fixture
-def sendgrid_key():
-    return sendgrid_keypair()
 
 
 @pytest.fixture
 def settings(settings, sendgrid_key):
-    return settings.replace(twilio_auth_token=TWILIO_TOKEN, sendgrid_webhook_public_key=sendgrid_key[1])
+    return with_webhook_secrets(settings, sendgrid_key)
 
 
 @pytest.fixture

@@ -30,12 +30,12 @@ from portal.models import Base, BookingAttachment, Message
 from portal_web.app import create_app
 from portal_web.live import TIMING
 from tests.factories import make_booking, make_business, make_customer, make_invoice, make_quote
-from tests.fakes import sendgrid_keypair, sign_sendgrid_events, sign_twilio
+from tests.fakes import sign_sendgrid_events, sign_twilio
+from tests.portal_web.conftest import TWILIO_TOKEN, with_webhook_secrets
 from tests.portal_web.signin_support import CSRF_RE, mint_link, sign_in
 
 GUARD_S = 10  # a hang guard per request, not a timing assertion
 OPS_TOKEN = "test-ops-token-0123456789"  # tests/conftest.py settings.ops_token
-TWILIO_TOKEN = "sweep-twilio-auth-token-0123456789"
 
 # Route families, by the start of the route's pattern (first match wins).
 FAMILIES = (("/webhooks/", "webhook"), ("/unsubscribe/", "unsubscribe"), ("/ops/", "ops"), ("/ops", "ops"),
@@ -123,13 +123,8 @@ FORM = {"Content-Type": "application/x-www-form-urlencoded"}
 
 
 @pytest.fixture
-def sendgrid_key():
-    return sendgrid_keypair()
-
-
-@pytest.fixture
 def settings(settings, sendgrid_key):
-    return settings.replace(twilio_auth_token=TWILIO_TOKEN, sendgrid_webhook_public_key=sendgrid_key[1])
+    return with_webhook_secrets(settings, sendgrid_key)
 
 
 @pytest.fixture

@@ -16,16 +16,6 @@ from tests.factories import make_booking, make_business, make_customer
 from tests.portal_web.signin_support import csrf_from, mint_link, sign_in
 
 
-@pytest.fixture
-def business(db):
-    return make_business(db, slug="pro-home", name="Pro Home Services")
-
-
-@pytest.fixture
-def jane(db, business):
-    return make_customer(db, business, name="Jane Doe", email="jane.doe@example.com")
-
-
 def cookie_value(client, slug="pro-home") -> str | None:
     for morsel in client.session.cookie_jar:
         if morsel.key == COOKIE and morsel["path"] == f"/{slug}":
