@@ -23,7 +23,7 @@ import redis.asyncio as aioredis  # noqa: E402
 from sqlalchemy import text  # noqa: E402
 from sqlalchemy.orm import sessionmaker  # noqa: E402
 
-from portal.db import make_engine, system_session  # noqa: E402
+from portal.db import make_engine, make_session_factory, system_session  # noqa: E402
 from portal.devstack import EmbeddedRedis  # noqa: E402
 from portal.migrate import upgrade  # noqa: E402
 from portal.models import Base  # noqa: E402
@@ -60,6 +60,19 @@ def engine(database_url):
         upgrade(database_url, connection=conn)
     yield engine
     engine.dispose()
+
+
+@pytest.fixture
+def committed_factory(database_url, engine):
+    """Sessions on an engine of their own, outside the rolled-back test transaction, for tests
+    whose connections must see each other's commits (row locks, requests at the same moment).
+    PostgreSQL only: SQLite serialises all writers. The test deletes what it commits."""
+    if not database_url.startswith("postgres"):
+        pytest.skip("needs PostgreSQL (row locks, concurrent writers; SQLite serialises all writers); "
+                    "CI runs this on PostgreSQL")
+    own = make_engine(database_url)
+    yield make_session_factory(own)
+    own.dispose()
 
 
 @pytest.fixture(scope="session")

@@ -364,13 +364,9 @@ def test_cancel_not_allowed_or_reason_too_long(db, session_factory, world):
 # -- the race, on PostgreSQL with committed data and two connections ---------------
 
 @pytest.fixture
-def committed_world(database_url, engine):
+def committed_world(committed_factory):
     """Two customers' bookings on one provider, COMMITTED (threads use their own engines)."""
-    if not database_url.startswith("postgres"):
-        pytest.skip("concurrent double-booking needs PostgreSQL row locks (SQLite serialises all writers); "
-                    "CI runs this on PostgreSQL")
-    setup_engine = make_engine(database_url)
-    factory = make_session_factory(setup_engine)
+    factory = committed_factory
     base = datetime.now(timezone.utc).replace(minute=0, second=0, microsecond=0) + timedelta(days=3)
     with system_session(factory) as s:
         all_day = {d: [["00:00", "24:00"]] for d in ("mon", "tue", "wed", "thu", "fri", "sat", "sun")}
@@ -389,7 +385,6 @@ def committed_world(database_url, engine):
     with system_session(factory) as s:
         s.execute(delete(Business).where(Business.id == ids[0]))  # cascades to every row made above
         s.commit()
-    setup_engine.dispose()
 
 
 def race(database_url, business_id, contenders, target):

@@ -15,7 +15,7 @@ from messages import channels
 from messages.providers.base import Sms
 from messages.providers.twilio import TwilioSmsSender
 from portal import redis_client as portal_redis
-from portal.db import make_engine, make_session_factory, system_session
+from portal.db import system_session
 from portal.errors import UnknownDeliveryError
 from portal.models import Business, Consent, Message, MessageEvent, ProcessedEvent, Suppression, WebhookDelivery
 from tests.factories import make_business, make_customer
@@ -369,11 +369,8 @@ async def test_forged_inbound_stop_gets_403_and_changes_nothing(client, db, sett
 # -- two callbacks for one message at once (PostgreSQL, committed rows, two connections) ------
 
 @pytest.fixture
-def committed_sms(database_url):
-    if not database_url.startswith("postgres"):
-        pytest.skip("needs PostgreSQL row locks (SQLite serialises all writers); CI runs this on PostgreSQL")
-    engine = make_engine(database_url)
-    factory = make_session_factory(engine)
+def committed_sms(committed_factory):
+    factory = committed_factory
     with system_session(factory) as s:
         business = make_business(s, slug=f"cb-race-{uuid.uuid4().hex[:8]}")
         message = make_message(s, make_customer(s, business), status="sending", provider_id="SM" + "7" * 32)
@@ -384,7 +381,6 @@ def committed_sms(database_url):
         s.execute(delete(Business).where(Business.id == ids[0]))  # cascades to the message and its history
         s.execute(delete(ProcessedEvent).where(ProcessedEvent.event_id.startswith(f"{ids[2]}:")))
         s.commit()
-    engine.dispose()
 
 
 def test_a_sent_callback_racing_a_delivered_one_does_not_move_it_back(committed_sms):

@@ -10,7 +10,7 @@ import pytest
 import requests
 from sqlalchemy import delete, func, select
 
-from portal.db import make_engine, make_session_factory, system_session
+from portal.db import system_session
 from portal.models import Business, Customer, IdempotencyRecord, Message
 from tests.factories import make_business, make_customer
 from tests.portal_web.api.live import LiveServer
@@ -19,13 +19,10 @@ AT_ONCE = 8
 
 
 @pytest.fixture
-def committed_api(database_url, settings, redis_client, stub_broker):
-    if not database_url.startswith("postgres"):
-        pytest.skip("concurrent requests need PostgreSQL (SQLite serialises all writers); CI runs this on PostgreSQL")
+def committed_api(committed_factory, settings, redis_client, stub_broker):
     from portal_web.app import create_app
 
-    engine = make_engine(database_url)
-    factory = make_session_factory(engine)
+    factory = committed_factory
     with system_session(factory) as s:
         business = make_business(s, slug=f"at-once-{uuid.uuid4().hex[:8]}")
         make_customer(s, business, external_id="c1")
@@ -38,7 +35,6 @@ def committed_api(database_url, settings, redis_client, stub_broker):
         with system_session(factory) as s:
             s.execute(delete(Business).where(Business.id == business_id))  # cascades to every row it owns
             s.commit()
-        engine.dispose()
 
 
 def at_once(send) -> list[requests.Response]:
