@@ -5,21 +5,10 @@ Chromium asks for /favicon.ico on every page; it was a 404, logged as an error o
 
 from __future__ import annotations
 
-from sqlalchemy import select
-
-from portal import tokens
-from portal.db import scope_to
-from portal.models import Business, Customer
-
 
 async def test_first_pages_load_without_console_errors(live_portal, browser):
     base = f"{live_portal.url}/{live_portal.slug}"
-    with live_portal.db() as db:
-        business = db.scalar(select(Business).where(Business.slug == live_portal.slug))
-        scope_to(db, business.id)
-        jane = db.scalar(select(Customer).where(Customer.external_id == "cust-jane"))
-        link = base + tokens.link_path(live_portal.slug, tokens.mint(db, jane, "signin", 900))[len(f"/{live_portal.slug}"):]
-        db.commit()
+    link = live_portal.signin_link("cust-jane")
 
     page = await (await browser.new_context(locale="en-CA")).new_page()
     errors = []

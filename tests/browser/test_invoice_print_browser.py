@@ -6,7 +6,6 @@ from __future__ import annotations
 from playwright.async_api import expect
 from sqlalchemy import select
 
-from portal import tokens
 from portal.db import scope_to
 from portal.models import Business, Customer, Invoice
 
@@ -17,10 +16,9 @@ async def _signed_in_print_page(live_portal, browser, *, javascript: bool):
         business = db.scalar(select(Business).where(Business.slug == live_portal.slug))
         scope_to(db, business.id)
         jane = db.scalar(select(Customer).where(Customer.external_id == "cust-jane"))
-        invoice = db.scalar(select(Invoice).where(Invoice.customer_id == jane.id).order_by(Invoice.id).limit(1))
-        link = base + tokens.link_path(live_portal.slug, tokens.mint(db, jane, "signin", 900))[len(f"/{live_portal.slug}"):]
-        invoice_id = invoice.public_id
-        db.commit()
+        invoice_id = db.scalar(select(Invoice.public_id).where(Invoice.customer_id == jane.id)
+                               .order_by(Invoice.id).limit(1))
+    link = live_portal.signin_link("cust-jane")
     page = await (await browser.new_context(locale="en-CA", java_script_enabled=javascript)).new_page()
     await page.goto(link)
     await page.get_by_role("button", name="Continue as j•••@example.com to Pro Home Services").click()
