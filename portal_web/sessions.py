@@ -112,12 +112,17 @@ def lookup(db: Session, slug: str, raw: str | None, settings: Settings,
     return business, (row, customer)
 
 
-def still_live(db: Session, session_id: int, settings: Settings, now: datetime | None = None) -> bool:
-    """Whether a session is still there and within its timeouts (read only: no idle reset)."""
+def _timed_out(settings: Settings, now: datetime | None):
+    """SQL: the session is past its absolute or its idle timeout."""
     now = now or utcnow()
     idle_cutoff = now - timedelta(seconds=settings.session_idle_timeout_s)
-    return db.scalar(select(PortalSession.id).where(PortalSession.id == session_id, PortalSession.expires_at > now,
-                                                    PortalSession.last_seen_at > idle_cutoff)) is not None
+    return or_(PortalSession.expires_at <= now, PortalSession.last_seen_at <= idle_cutoff)
+
+
+def still_live(db: Session, session_id: int, settings: Settings, now: datetime | None = None) -> bool:
+    """Whether a session is still there and within its timeouts (read only: no idle reset)."""
+    return db.scalar(select(PortalSession.id).where(PortalSession.id == session_id,
+                                                    ~_timed_out(settings, now))) is not None
 
 
 def destroy_session(db: Session, raw: str | None) -> int:
@@ -131,10 +136,7 @@ def destroy_session(db: Session, raw: str | None) -> int:
 
 def purge_expired(db: Session, settings: Settings, now: datetime | None = None) -> int:
     """Housekeeping: delete every timed-out session (system or tenant session)."""
-    now = now or utcnow()
-    idle_cutoff = now - timedelta(seconds=settings.session_idle_timeout_s)
-    result = db.execute(delete(PortalSession)
-                        .where(or_(PortalSession.expires_at <= now, PortalSession.last_seen_at <= idle_cutoff))
+    result = db.execute(delete(PortalSession).where(_timed_out(settings, now))
                         .execution_options(synchronize_session=False))
     return result.rowcount or 0
 
