@@ -137,6 +137,14 @@ async def read_body(request: web.Request, model: type[BaseModel], business: Busi
     return parse(model, data, region=region_of(business)), data
 
 
+def query_limit(request: web.Request, maximum: int, default: int = 50) -> int:
+    """``?limit=`` for a list: a whole number, clamped to 1..maximum."""
+    try:
+        return min(max(int(request.query.get("limit", str(default))), 1), maximum)
+    except ValueError:
+        raise ValidationError("invalid query", {"limit": "must be a whole number"}) from None
+
+
 def external_id(request: web.Request) -> str:
     return external_id_value(request.match_info["external_id"], "external_id", "invalid id in the path")
 

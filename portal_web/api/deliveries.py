@@ -15,7 +15,7 @@ from portal import webhooks_out
 from portal.api_schemas import WebhookDeliveryList, WebhookDeliveryOut
 from portal.errors import ValidationError
 from portal.models import Business, WebhookDelivery
-from portal_web.api.base import Route, dump, endpoint, in_business, read_json
+from portal_web.api.base import Route, dump, endpoint, in_business, query_limit, read_json
 
 MAX_LISTED = 200
 STATUSES = ("pending", "delivered", "failed")
@@ -28,20 +28,12 @@ def delivery_json(d: WebhookDelivery) -> dict:
         next_attempt_at=d.next_attempt_at, delivered_at=d.delivered_at, data=d.payload or {}))
 
 
-def _query(request: web.Request) -> tuple[str | None, int]:
+@endpoint
+async def list_deliveries(request: web.Request, business: Business) -> web.Response:
     status = request.query.get("status")
     if status is not None and status not in STATUSES:
         raise ValidationError("invalid query", {"status": "pending, delivered or failed"})
-    try:
-        limit = min(max(int(request.query.get("limit", "50")), 1), MAX_LISTED)
-    except ValueError:
-        raise ValidationError("invalid query", {"limit": "must be a whole number"}) from None
-    return status, limit
-
-
-@endpoint
-async def list_deliveries(request: web.Request, business: Business) -> web.Response:
-    status, limit = _query(request)
+    limit = query_limit(request, MAX_LISTED)
 
     def work(session: Session):
         query = select(WebhookDelivery).order_by(WebhookDelivery.id.desc()).limit(limit)

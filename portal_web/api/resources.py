@@ -53,6 +53,7 @@ from portal_web.api.base import (
     external_id_value,
     in_business,
     post_once,
+    query_limit,
     read_body,
     read_json,
 )
@@ -240,10 +241,7 @@ async def list_messages(request: web.Request, business: Business) -> web.Respons
     customer_ref = request.query.get("customer")
     if customer_ref is not None:
         customer_ref = external_id_value(customer_ref, "customer")
-    try:
-        limit = min(max(int(request.query.get("limit", "50")), 1), MAX_MESSAGES)
-    except ValueError:
-        raise ValidationError("invalid query", {"limit": "must be a whole number"}) from None
+    limit = query_limit(request, MAX_MESSAGES)
 
     def work(session: Session):
         query = select(Message).options(selectinload(Message.events)).order_by(Message.id.desc()).limit(limit)
