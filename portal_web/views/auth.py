@@ -15,7 +15,7 @@ import logging
 import uuid
 
 from aiohttp import web
-from sqlalchemy import and_, bindparam, func, select
+from sqlalchemy import and_, bindparam, func, literal, or_, select, true
 from sqlalchemy.orm import Session
 
 from portal import tokens
@@ -221,30 +221,35 @@ _UPCOMING = (
     .order_by(_BK.c.starts_at).limit(3)
 )
 _IV, _QT = Invoice.__table__, Quote.__table__
-_COUNTS = {
-    "open_invoices": select(func.count()).select_from(_IV).where(
-        _IV.c.business_id == bindparam("business_id"), _IV.c.customer_id == bindparam("customer_id"),
-        _IV.c.payment_status.in_(("unpaid", "partially_paid"))).scalar_subquery(),
-    "pending_quotes": select(func.count()).select_from(_QT).where(
-        _QT.c.business_id == bindparam("business_id"), _QT.c.customer_id == bindparam("customer_id"),
-        _QT.c.status == "pending").scalar_subquery(),
-}
-# Both counts in one statement; only the ones the business shows: (show_invoices, show_quotes) -> statement.
-_COUNTS_SHOWN = {
-    shown: select(*(q.label(name) for (name, q), on in zip(_COUNTS.items(), shown) if on))
-    for shown in ((True, True), (True, False), (False, True))
-}
+_OPEN_INVOICES = select(func.count()).select_from(_IV).where(
+    _IV.c.business_id == bindparam("business_id"), _IV.c.customer_id == bindparam("customer_id"),
+    # Not IN (...): an expanding parameter is rewritten on every execution.
+    or_(_IV.c.payment_status == "unpaid", _IV.c.payment_status == "partially_paid")).scalar_subquery()
+_PENDING_QUOTES = select(func.count()).select_from(_QT).where(
+    _QT.c.business_id == bindparam("business_id"), _QT.c.customer_id == bindparam("customer_id"),
+    _QT.c.status == "pending").scalar_subquery()
+
+
+def _home_statement(show_invoices: bool, show_quotes: bool):
+    """The page's reads in one statement (one round trip, one execute: each cost a tenth of
+    the page): a one-row ``counts`` (0 for a section the business hides, not counted at
+    all) joined to the next three bookings, so the counts arrive even with no booking."""
+    counts = select((_OPEN_INVOICES if show_invoices else literal(0)).label("open_invoices"),
+                    (_PENDING_QUOTES if show_quotes else literal(0)).label("pending_quotes")).subquery("counts")
+    upcoming = _UPCOMING.subquery("upcoming")
+    return (select(counts, upcoming).select_from(counts.outerjoin(upcoming, true()))
+            .order_by(upcoming.c.starts_at))
+
+
+_HOME = {(inv, qt): _home_statement(inv, qt) for inv in (True, False) for qt in (True, False)}
 
 
 def dashboard_data(db: Session, business, customer: Customer) -> dict:
     """The home page's reads: next three bookings, open invoices, pending quotes."""
-    conn = db.connection()
     params = {"business_id": business.id, "customer_id": customer.id, "now": utcnow()}
-    data = {"upcoming": conn.execute(_UPCOMING, params).all(), "open_invoices": 0, "pending_quotes": 0}
-    counts = _COUNTS_SHOWN.get((bool(business.show_invoices), bool(business.show_quotes)))
-    if counts is not None:
-        data.update(conn.execute(counts, params).one()._asdict())
-    return data
+    rows = db.connection().execute(_HOME[bool(business.show_invoices), bool(business.show_quotes)], params).all()
+    return {"upcoming": [row for row in rows if row.public_id is not None],
+            "open_invoices": rows[0].open_invoices, "pending_quotes": rows[0].pending_quotes}
 
 
 async def dashboard(request: web.Request) -> web.StreamResponse:

@@ -350,3 +350,19 @@ def test_dashboard_counts_only_what_the_business_shows(db, business, jane, show_
     db.flush()
     data = dashboard_data(db, business, jane)
     assert (data["open_invoices"], data["pending_quotes"]) == (int(show_invoices), int(show_quotes))
+
+
+def test_dashboard_shows_the_next_three_scheduled_bookings_with_the_counts(db, business, jane):
+    from portal_web.views.auth import dashboard_data
+    from tests.factories import make_booking, make_invoice
+
+    now = datetime.now(timezone.utc).replace(microsecond=0)
+    later = [make_booking(db, jane, starts_at=now + timedelta(days=d)) for d in (4, 2, 9, 3)]
+    make_booking(db, jane, starts_at=now - timedelta(days=1))
+    make_booking(db, jane, starts_at=now + timedelta(days=1), status="cancelled")
+    make_invoice(db, jane)
+    business.show_invoices = business.show_quotes = True
+    db.flush()
+    data = dashboard_data(db, business, jane)
+    assert [row.public_id for row in data["upcoming"]] == [later[i].public_id for i in (1, 3, 0)]
+    assert (data["open_invoices"], data["pending_quotes"]) == (1, 0)
