@@ -1,0 +1,57 @@
+"""Stale pooled connections: pinged when they sat idle, replaced after a failure when busy."""
+
+from __future__ import annotations
+
+import pytest
+from sqlalchemy import text
+from sqlalchemy.exc import OperationalError
+
+from portal import db as portal_db
+
+
+@pytest.fixture
+def pool_engine(database_url, engine, monkeypatch):
+    """A one-connection engine of its own, and a way to kill its server connection."""
+    if not database_url.startswith("postgres"):
+        pytest.skip("needs PostgreSQL (pg_terminate_backend); CI runs this on PostgreSQL")
+
+    def make(idle_s: float):
+        monkeypatch.setattr(portal_db, "PING_IF_IDLE_S", idle_s)
+        own = portal_db.make_engine(database_url, pool_size=1, max_overflow=0)
+        made.append(own)
+        return own
+
+    made = []
+    yield make
+    for own in made:
+        own.dispose()
+
+
+def backend_pid(own) -> int:
+    with own.connect() as conn:
+        return conn.scalar(text("SELECT pg_backend_pid()"))
+
+
+def terminate(engine, pid: int) -> None:
+    with engine.connect() as conn:
+        assert conn.scalar(text("SELECT pg_terminate_backend(:pid)"), {"pid": pid})
+
+
+def test_an_idle_connection_killed_on_the_server_is_replaced_before_use(pool_engine, engine):
+    own = pool_engine(0.0)  # every checkout counts as idle: pinged
+    pid = backend_pid(own)
+    terminate(engine, pid)
+    with own.connect() as conn:
+        assert conn.scalar(text("SELECT pg_backend_pid()")) != pid
+
+
+def test_a_busy_connection_is_not_pinged_and_fails_once_then_the_pool_recovers(pool_engine, engine):
+    own = pool_engine(3600.0)  # never idle long enough: no ping, no round trip
+    pid = backend_pid(own)
+    terminate(engine, pid)
+    with pytest.raises(OperationalError) as failed:
+        with own.connect() as conn:
+            conn.execute(text("SELECT 1"))
+    assert failed.value.connection_invalidated
+    with own.connect() as conn:
+        assert conn.scalar(text("SELECT pg_backend_pid()")) != pid
