@@ -69,6 +69,15 @@ def peek(session: Session, business_id: int, raw_token: str, now: datetime | Non
     return token
 
 
+def owner(session: Session, business_id: int, raw_token: str) -> Customer | None:
+    """The customer a token of this business was minted for, used or expired alike
+    (to answer a stale link in that customer's language), or None."""
+    from sqlalchemy import select
+
+    return session.scalar(select(Customer).join(MagicLinkToken, MagicLinkToken.customer_id == Customer.id).where(
+        MagicLinkToken.token_hash == hash_token(raw_token), MagicLinkToken.business_id == business_id))
+
+
 def consume(session: Session, business_id: int, raw_token: str, now: datetime | None = None) -> MagicLinkToken | None:
     """Use the token up; of two simultaneous calls exactly one gets it (a guarded UPDATE)."""
     now = now or utcnow()

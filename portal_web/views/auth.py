@@ -125,6 +125,13 @@ def signin_page(locale: str):
 
 # --- using a link ---
 
+async def _stale_link(request: web.Request, business, raw: str) -> web.Response:
+    """A used, expired or unknown link's page, in its customer's language when the link was real
+    (the one it was sent in), else the browser's."""
+    owner = await in_tenant(request.app, business.id, lambda db: tokens.owner(db, business.id, raw))
+    return _invalid_link(request, business, negotiate_locale(request, customer=owner))
+
+
 def _invalid_link(request: web.Request, business, locale: str) -> web.Response:
     resp = render_portal(request, "portal/link_invalid.html", _signin_context(request, business, locale),
                          status=410, locale=locale)
@@ -145,7 +152,7 @@ async def link_get(request: web.Request) -> web.StreamResponse:
 
     found = await in_tenant(request.app, business.id, peek)
     if found is None or found[0] is None:
-        return _invalid_link(request, business, negotiate_locale(request))
+        return await _stale_link(request, business, raw)
     customer, purpose = found
     locale = negotiate_locale(request, customer=customer)
     resp = render_portal(request, "portal/link.html", {
@@ -177,7 +184,7 @@ async def link_post(request: web.Request) -> web.StreamResponse:
     result = await in_tenant(request.app, business.id, sign_in)
     if result is None:
         SIGNINS.labels(outcome="invalid_link").inc()
-        return _invalid_link(request, business, negotiate_locale(request))
+        return await _stale_link(request, business, raw)
     session_id, customer, purpose = result
     SIGNINS.labels(outcome="success").inc()
     resp = web.Response(status=303, headers={"Location": return_to(request, business) or f"/{business.slug}/",

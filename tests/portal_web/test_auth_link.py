@@ -202,3 +202,24 @@ async def test_chromium_posts_from_the_no_referrer_link_page_with_a_null_origin(
     resp = await client.post(path, data={"csrf_token": csrf_from(html)}, allow_redirects=False,
                              headers={"Origin": "null", "Sec-Fetch-Site": "same-origin"})
     assert resp.status == 303
+
+
+async def test_a_used_link_answers_in_its_customers_language_not_the_browsers(client, db, business):
+    marie = make_customer(db, business, name="Marie Tremblay", email="marie@example.com", locale="fr")
+    path = mint_link(db, marie)
+    _, html = await continue_page(client, path)
+    token = csrf_from(html)
+    assert (await client.post(path, data={"csrf_token": token}, allow_redirects=False)).status == 303
+    client.session.cookie_jar.clear()
+    english_browser = {"Accept-Language": "en-CA,en;q=0.9"}
+    again = await client.post(path, data={"csrf_token": token}, headers=english_browser, allow_redirects=False)
+    html = await again.text()
+    assert again.status == 410 and '<html lang="fr">' in html and "Ce lien n’est plus valide" in html
+    resp = await client.get(path, headers=english_browser)
+    assert resp.status == 410 and '<html lang="fr">' in await resp.text()
+    # An explicit choice still wins; and under another business the link is nobody's.
+    resp = await client.get(path + "?lang=en", headers=english_browser)
+    assert '<html lang="en">' in await resp.text()
+    make_business(db, slug="other-co", name="Other Co")
+    resp = await client.get(path.replace("/pro-home/", "/other-co/"), headers=english_browser)
+    assert resp.status == 410 and '<html lang="en">' in await resp.text()
