@@ -52,6 +52,8 @@ class MessageEvent(TenantScoped, Base):
     """Status history of a message (queued, sent, delivered, skipped: reason...)."""
 
     __tablename__ = "message_event"
+    # The /ops throughput chart counts sends, deliveries and failures by when they happened.
+    __table_args__ = (Index("ix_message_event_status_created", "status", "created_at"),)
 
     id: Mapped[int] = mapped_column(primary_key=True)
     message_id: Mapped[int] = mapped_column(ForeignKey("message.id", ondelete="CASCADE"), index=True)

@@ -12,7 +12,7 @@ from sqlalchemy import Integer, and_, case, cast, func, or_, select
 from sqlalchemy.orm import Session, selectinload
 
 from portal import phones
-from portal.models import Business, Customer, Message, WebhookDelivery
+from portal.models import Business, Customer, Message, MessageEvent, WebhookDelivery
 from portal.outbox import record_status
 
 # window name -> (span, bucket) in seconds: an hour by minute, a day by 5 minutes.
@@ -34,21 +34,25 @@ def _epoch_bucket(session: Session, column, seconds: int):
 
 
 def throughput(session: Session, window: str, now: datetime | None = None) -> dict:
-    """Messages that reached sent, delivered or failed, counted per bucket of the window.
+    """Sends, deliveries and failures per bucket of the window, each at the moment it happened.
 
-    A message counts once, at its latest status change; the (status,
-    updated_at) index serves the query, and the database does the counting.
+    Counted from the status history, not the messages' latest status: a message
+    sent at 10:00 and delivered at 10:01 is a send at 10:00 and a delivery at
+    10:01 (counted by latest status, it was only a delivery, and sends looked
+    like "not yet delivered"). A message sent twice (a lease ran out) counts
+    twice. The (status, created_at) index serves the query.
     """
     span, step = WINDOWS[window]
     now = now or datetime.now(timezone.utc)
     end = int(now.timestamp()) // step + 1
     start = end - span // step
-    bucket = _epoch_bucket(session, Message.updated_at, step)
+    bucket = _epoch_bucket(session, MessageEvent.created_at, step)
     statuses = [s for group in SERIES.values() for s in group]
     rows = session.execute(
-        select(bucket, Message.status, func.count())
-        .where(Message.status.in_(statuses), Message.updated_at >= datetime.fromtimestamp(start * step, timezone.utc))
-        .group_by(bucket, Message.status)
+        select(bucket, MessageEvent.status, func.count())
+        .where(MessageEvent.status.in_(statuses),
+               MessageEvent.created_at >= datetime.fromtimestamp(start * step, timezone.utc))
+        .group_by(bucket, MessageEvent.status)
     ).all()
     series = {name: [0] * (end - start) for name in SERIES}
     for b, status, count in rows:

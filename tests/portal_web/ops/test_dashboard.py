@@ -105,36 +105,46 @@ def add_message(db, business, customer, *, status, channel="email", updated_at=N
     return message
 
 
-def test_throughput_counts_each_message_in_its_bucket(db):
+def add_events(db, message, *changes):
+    """Status history rows: (status, when) pairs."""
+    for status, at in changes:
+        db.add(MessageEvent(business_id=message.business_id, message_id=message.id, status=status, created_at=at))
+    db.flush()
+
+
+def test_throughput_counts_sends_deliveries_and_failures_when_they_happened(db):
     business = make_business(db)
     customer = make_customer(db, business)
     now = datetime.now(timezone.utc).replace(microsecond=0)
-    five_ago = now - timedelta(minutes=5)
+    five_ago, thirty_ago = now - timedelta(minutes=5), now - timedelta(minutes=30)
     for _ in range(2):
-        add_message(db, business, customer, status="sent", updated_at=five_ago)
-    add_message(db, business, customer, status="failed", updated_at=five_ago)
-    add_message(db, business, customer, status="dead", updated_at=five_ago)
-    add_message(db, business, customer, status="delivered", updated_at=now - timedelta(minutes=30))
-    add_message(db, business, customer, status="sent", updated_at=now - timedelta(hours=2))
-    add_message(db, business, customer, status="queued", updated_at=five_ago)  # not an outcome
+        add_events(db, add_message(db, business, customer, status="sent"), ("queued", five_ago), ("sent", five_ago))
+    add_events(db, add_message(db, business, customer, status="failed"), ("failed", five_ago))
+    add_events(db, add_message(db, business, customer, status="dead"), ("dead", five_ago))
+    # Sent half an hour ago, delivered five minutes ago: a send then, and a delivery now.
+    add_events(db, add_message(db, business, customer, status="delivered"), ("sent", thirty_ago), ("delivered", five_ago))
+    add_events(db, add_message(db, business, customer, status="sent"), ("sent", now - timedelta(hours=2)))
+    add_events(db, add_message(db, business, customer, status="queued"),
+               ("queued", five_ago), ("queued", five_ago))  # a retry is not an outcome
 
     hour = stats.throughput(db, "hour", now)
     assert hour["bucket_s"] == 60 and len(hour["series"]["sent"]) == 60
-    assert hour["totals"] == {"sent": 2, "delivered": 1, "failed": 2}
+    assert hour["totals"] == {"sent": 3, "delivered": 1, "failed": 2}
     start = datetime.fromisoformat(hour["start"])
-    index = int((five_ago - start).total_seconds()) // 60
-    assert hour["series"]["sent"][index] == 2
-    assert hour["series"]["failed"][index] == 2
+    at = lambda when: int((when - start).total_seconds()) // 60  # noqa: E731
+    assert hour["series"]["sent"][at(five_ago)] == 2 and hour["series"]["sent"][at(thirty_ago)] == 1
+    assert hour["series"]["delivered"][at(five_ago)] == 1
+    assert hour["series"]["failed"][at(five_ago)] == 2
 
     day = stats.throughput(db, "day", now)
     assert day["bucket_s"] == 300 and len(day["series"]["sent"]) == 288
-    assert day["totals"] == {"sent": 3, "delivered": 1, "failed": 2}
+    assert day["totals"] == {"sent": 4, "delivered": 1, "failed": 2}
 
 
 async def test_throughput_endpoint(client, ops_csrf, db):
     business = make_business(db)
     customer = make_customer(db, business)
-    add_message(db, business, customer, status="delivered")
+    add_events(db, add_message(db, business, customer, status="delivered"), ("delivered", datetime.now(timezone.utc)))
     db.commit()
     body = await (await client.get("/ops/api/throughput?window=day")).json()
     assert body["window"] == "day" and body["totals"]["delivered"] == 1
