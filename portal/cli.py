@@ -149,8 +149,10 @@ def cmd_worker(args) -> int:
 
     settings = _settings()
     os.environ.setdefault("REDIS_URL", settings.redis_url)
-    argv = ["workers", "--processes", str(args.processes or settings.worker_processes),
-            "--threads", str(args.threads or settings.worker_threads)]
+    processes, threads = args.processes or settings.worker_processes, args.threads or settings.worker_threads
+    # The worker processes read their settings afresh: each sizes its database pool by this.
+    os.environ["WORKER_THREADS"] = str(threads)
+    argv = ["workers", "--processes", str(processes), "--threads", str(threads)]
     if prepare_worker_env():  # Dramatiq's Prometheus middleware (WORKER_METRICS)
         # Worker processes are forked from this one, which already imported the
         # actors and prometheus_client without metrics: start Dramatiq afresh.

@@ -65,9 +65,10 @@ def _runtime():
 
         _config.settings = load_settings()
     if _config.session_factory is None:
-        from portal.db import make_engine, make_session_factory
+        from portal.db import worker_session_factory
 
-        _config.session_factory = make_session_factory(make_engine(_config.settings.database_url))
+        _config.session_factory = worker_session_factory(_config.settings.database_url,
+                                                         _config.settings.worker_threads)
     return _config.session_factory, _config.settings
 
 

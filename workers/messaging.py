@@ -113,9 +113,9 @@ def _settings():
 
 def _factory():
     if _config.session_factory is None:
-        from portal.db import make_engine, make_session_factory
+        from portal.db import worker_session_factory
 
-        _config.session_factory = make_session_factory(make_engine(_settings().database_url))
+        _config.session_factory = worker_session_factory(_settings().database_url, _settings().worker_threads)
     return _config.session_factory
 
 

@@ -44,10 +44,11 @@ def configure(*, session_factory=None) -> None:
 
 def _factory():
     if _config.session_factory is None:
-        from portal.db import make_engine, make_session_factory
+        from portal.db import worker_session_factory
         from portal.settings import load_settings
 
-        _config.session_factory = make_session_factory(make_engine(load_settings().database_url))
+        settings = load_settings()
+        _config.session_factory = worker_session_factory(settings.database_url, settings.worker_threads)
     return _config.session_factory
 
 

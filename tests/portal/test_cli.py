@@ -76,3 +76,18 @@ def test_port_from_the_environment_must_be_a_port_number(monkeypatch, capsys):
     monkeypatch.setenv("PORT", "99999")
     assert main(["web"]) != 0
     assert "PORT must be a port number from 1 to 65535" in capsys.readouterr().err
+
+
+def test_worker_threads_from_the_command_line_reach_the_worker_processes_settings(cli_env, monkeypatch):
+    import dramatiq.cli
+
+    from portal.settings import load_settings
+
+    started = []
+    monkeypatch.setattr(dramatiq.cli, "main", lambda args: started.append((args.processes, args.threads)) or 0)
+    monkeypatch.setenv("WORKER_METRICS", "0")
+    monkeypatch.setenv("REDIS_URL", "redis://127.0.0.1:1/0")  # never reached: Dramatiq does not start
+    monkeypatch.setenv("WORKER_THREADS", "16")
+    assert main(["worker", "--processes", "3", "--threads", "48"]) == 0
+    assert started == [(3, 48)]
+    assert load_settings().worker_threads == 48  # what each worker process sizes its pool by

@@ -55,3 +55,44 @@ def test_a_busy_connection_is_not_pinged_and_fails_once_then_the_pool_recovers(p
     assert failed.value.connection_invalidated
     with own.connect() as conn:
         assert conn.scalar(text("SELECT pg_backend_pid()")) != pid
+
+
+@pytest.fixture
+def worker_factory(database_url, engine):
+    made = []
+
+    def make(threads: int):
+        factory = portal_db.worker_session_factory(database_url, threads)
+        made.append((database_url, threads))
+        return factory
+
+    yield make
+    for key in set(made):
+        portal_db._worker_factories.pop(key).kw["bind"].dispose()
+
+
+def test_a_worker_process_shares_one_pool_with_a_connection_per_thread(worker_factory, database_url):
+    import threading
+
+    factory = worker_factory(40)
+    assert worker_factory(40) is factory  # every actor module of the process
+    if not database_url.startswith("postgres"):
+        return  # SQLite: one file, no server connections to count
+    # More threads than the default pool (10 + 20): each holds a connection at the same moment.
+    barrier = threading.Barrier(40, timeout=20)
+    errors = []
+
+    def hold():
+        try:
+            with factory() as session:
+                session.execute(text("SELECT 1"))
+                barrier.wait()
+        except Exception as exc:  # noqa: BLE001 - reported below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=hold) for _ in range(40)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert errors == []
