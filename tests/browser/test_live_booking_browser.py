@@ -12,7 +12,6 @@ import aiohttp
 from playwright.async_api import expect
 from sqlalchemy import select
 
-from portal import tokens
 from portal.businesses import rotate_api_key
 from portal.db import scope_to
 from portal.models import Booking, Business, Customer
@@ -25,6 +24,19 @@ def _iso(value) -> str:
     return value.isoformat().replace("+00:00", "Z")
 
 
+async def _signed_in_home(live_portal, browser, customer: str, locale: str, continue_as: str):
+    """A page signed in as a demo customer through a fresh link, on the home page, and the
+    script errors it has had since it opened."""
+    link = live_portal.signin_link(customer)
+    page = await (await browser.new_context(locale=locale)).new_page()
+    errors = []
+    page.on("pageerror", lambda exc: errors.append(str(exc)))
+    await page.goto(link)
+    await page.get_by_role("button", name=continue_as).click()
+    await page.wait_for_url(f"{live_portal.url}/{live_portal.slug}/")
+    return page, errors
+
+
 async def test_live_update_moves_the_end_time_too(live_portal, browser):
     base = f"{live_portal.url}/{live_portal.slug}"
     with live_portal.db() as db:
@@ -33,19 +45,14 @@ async def test_live_update_moves_the_end_time_too(live_portal, browser):
         jane = db.scalar(select(Customer).where(Customer.external_id == "cust-jane"))
         jane.timezone = "UTC"  # the page shows times in it: easy to check
         api_key = rotate_api_key(db, business)
-        link = base + tokens.link_path(live_portal.slug, tokens.mint(db, jane, "signin", 900))[len(f"/{live_portal.slug}"):]
         booking = db.scalar(select(Booking).where(Booking.external_id == "bk-jane-1"))
         public_id, old_start = booking.public_id, booking.starts_at
         db.commit()
     new_start = old_start + timedelta(days=1, hours=4)
     new_end = new_start + timedelta(hours=3)
 
-    page = await (await browser.new_context(locale="en-CA")).new_page()
-    errors = []
-    page.on("pageerror", lambda exc: errors.append(str(exc)))
-    await page.goto(link)
-    await page.get_by_role("button", name="Continue as j•••@example.com to Pro Home Services").click()
-    await page.wait_for_url(f"{base}/")
+    page, errors = await _signed_in_home(live_portal, browser, "cust-jane", "en-CA",
+                                         "Continue as j•••@example.com to Pro Home Services")
     await page.goto(f"{base}/bookings/{public_id}")
     await expect(page.locator("html")).to_have_attribute("data-live", "open", timeout=GUARD_MS)
     ends = page.locator('[data-booking] [data-field="ends"]')
@@ -69,8 +76,6 @@ async def test_live_update_moves_the_end_time_too(live_portal, browser):
 
 async def test_the_home_page_follows_a_booking_change(live_portal, browser):
     """The page a customer lands on after signing in lists the next bookings: it follows a change too."""
-    base = f"{live_portal.url}/{live_portal.slug}"
-    link = live_portal.signin_link("cust-jane")
     with live_portal.db() as db:
         business = db.scalar(select(Business).where(Business.slug == live_portal.slug))
         scope_to(db, business.id)
@@ -81,10 +86,8 @@ async def test_the_home_page_follows_a_booking_change(live_portal, browser):
         jane_tz = jane.timezone or business.timezone
         db.commit()
 
-    page = await (await browser.new_context(locale="en-CA")).new_page()
-    await page.goto(link)
-    await page.get_by_role("button", name="Continue as j•••@example.com to Pro Home Services").click()
-    await page.wait_for_url(f"{base}/")
+    page, _ = await _signed_in_home(live_portal, browser, "cust-jane", "en-CA",
+                                    "Continue as j•••@example.com to Pro Home Services")
     await expect(page.locator("html")).to_have_attribute("data-live", "open", timeout=GUARD_MS)
     await page.evaluate("window.__notReloaded = true")  # gone if the page reloads
     async with aiohttp.ClientSession() as http:
@@ -103,8 +106,6 @@ async def test_the_home_page_follows_a_booking_change(live_portal, browser):
 
 
 async def test_the_home_page_shows_a_booking_the_office_cancels(live_portal, browser):
-    base = f"{live_portal.url}/{live_portal.slug}"
-    link = live_portal.signin_link("cust-marie")
     with live_portal.db() as db:
         business = db.scalar(select(Business).where(Business.slug == live_portal.slug))
         api_key = rotate_api_key(db, business)
@@ -112,10 +113,8 @@ async def test_the_home_page_shows_a_booking_the_office_cancels(live_portal, bro
                                                              Booking.business_id == business.id))
         db.commit()
 
-    page = await (await browser.new_context(locale="fr-CA")).new_page()
-    await page.goto(link)
-    await page.get_by_role("button", name="Continuer en tant que m•••@example.com vers Pro Home Services").click()
-    await page.wait_for_url(f"{base}/")
+    page, _ = await _signed_in_home(live_portal, browser, "cust-marie", "fr-CA",
+                                    "Continuer en tant que m•••@example.com vers Pro Home Services")
     await expect(page.locator("html")).to_have_attribute("data-live", "open", timeout=GUARD_MS)
     status = page.locator(f'[data-booking="{public_id}"] [data-field="status"]')
     await expect(status).to_be_hidden()  # a scheduled booking needs no badge here
